@@ -60,7 +60,7 @@ case "$command" in
         if [ $# -gt 0 ]; then
             exec "$VENV/bin/python" "benchmarks/$1.py" "${@:2}"
         fi
-        for script in benchmarks/*.py; do
+        for script in benchmarks/[!_]*.py; do
             "$VENV/bin/python" "$script"
         done
         ;;

@@ -22,7 +22,7 @@ def test_report_embeds_figures_and_escapes_text(tmp_path: Path) -> None:
     assert "first &lt;b&gt;" in text
     assert text.count("<p>") == 2
     assert "data:image/png;base64," in text
-    assert "<td>1.5</td>" in text
+    assert '<td class="num">1.5</td>' in text
     assert "http" not in text.replace("https://", "")  # nothing external to fetch
 
 

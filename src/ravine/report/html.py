@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HtmlReport"]
 
+_NUMBER = re.compile(r"[-+−]?[\d.,]+(e[-+]?\d+)?%?( / [-+−]?[\d.,]+(e[-+]?\d+)?%?)*", re.IGNORECASE)
+
 _STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; max-width: 1100px; margin: 2em auto;
        padding: 0 1em; color: #1d2330; line-height: 1.5; }
@@ -30,8 +33,8 @@ h1 { border-bottom: 3px solid #2b6cb0; padding-bottom: .3em; }
 h2 { margin-top: 2em; color: #2b4c7e; }
 section { margin-bottom: 2.5em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
-th, td { border: 1px solid #cfd6e3; padding: .35em .7em; text-align: right; }
-th { background: #eef2f8; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #cfd6e3; padding: .35em .7em; text-align: left; vertical-align: top; }
+th { background: #eef2f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #e2e6ee; }
 figcaption { font-size: .9em; color: #55607a; }
 .verdict { padding: .8em 1em; border-left: 5px solid #2b6cb0; background: #f3f7fd; }
@@ -63,13 +66,14 @@ class HtmlReport:
         table: Sequence[Sequence[object]] | None = None,
         figures: Sequence[tuple[Figure, str]] = (),
         css_class: str = "",
+        trusted_html: str = "",
     ) -> None:
-        """Add a section: paragraphs of ``text`` (blank-line separated), an optional table whose first row is
-        the header, and figures with captions."""
+        """Add a section: paragraphs of ``text`` (blank-line separated), ``trusted_html`` produced by ravine
+        itself (e.g. claims), an optional table whose first row is the header, and figures with captions."""
         paragraphs = [chunk.strip() for chunk in text.split("\n\n") if chunk.strip()]
         wrapper = f' class="{html.escape(css_class)}"' if css_class else ""
         body = "".join(f"<p{wrapper}>{html.escape(chunk)}</p>" for chunk in paragraphs)
-        section = _Section(title, body)
+        section = _Section(title, body + trusted_html)
         if table:
             section.parts.append(_table_html(table))
         for figure, caption in figures:
@@ -104,10 +108,15 @@ class HtmlReport:
 def _table_html(rows: Sequence[Sequence[object]]) -> str:
     header, *body = rows
     head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
-    lines = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in body
-    )
+    lines = "".join("<tr>" + "".join(_cell_html(c) for c in row) + "</tr>" for row in body)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{lines}</tbody></table>"
+
+
+def _cell_html(cell: object) -> str:
+    """A table cell; numbers (and numbers written as text, such as "1.2e-03" or "58 / 30") align right."""
+    text = str(cell)
+    numeric = isinstance(cell, int | float) or bool(_NUMBER.fullmatch(text.strip()))
+    return f'<td class="num">{html.escape(text)}</td>' if numeric else f"<td>{html.escape(text)}</td>"
 
 
 def _figure_html(figure: Figure, caption: str) -> str:

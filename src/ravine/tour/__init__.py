@@ -1,0 +1,90 @@
+"""``ravine tour``: every part of ravine on the lectures' questions, as chapters of numbers, claims and figures.
+
+A chapter runs library code and returns a :class:`Chapter` (data and matplotlib figures); it never prints.
+:func:`run_tour` runs the chosen chapters in order; :func:`ravine.report.tour.write_tour` writes one
+self-contained HTML report and a PNG per figure. The quick setting (the default) is sized for about three
+minutes on two CPU cores; ``full=True`` runs the full-size settings.
+
+Example:
+    >>> from ravine.tour import CHAPTERS, chapter_names
+    >>> chapter_names(["lab", "optimizers"])
+    ['optimizers', 'lab']
+    >>> len(CHAPTERS)
+    10
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from ravine.errors import ConfigError
+from ravine.tour._experiments import experiment_chapter
+from ravine.tour._model import Chapter, Claim, Progress, TourResult, silent
+from ravine.tour._parts import curvature_chapter, diagnose_chapter, lab_chapter, optimizers_chapter
+
+__all__ = ["CHAPTERS", "Chapter", "ChapterFn", "Claim", "Progress", "TourResult", "chapter_names", "run_tour"]
+
+ChapterFn = Callable[[bool, Progress], Chapter]
+"""``chapter(full, progress)`` → :class:`Chapter`."""
+
+
+def _experiment(name: str) -> ChapterFn:
+    def chapter(full: bool, progress: Progress) -> Chapter:
+        return experiment_chapter(name, full=full, progress=progress)
+
+    return chapter
+
+
+CHAPTERS: dict[str, ChapterFn] = {
+    "optimizers": lambda full, progress: optimizers_chapter(full=full, progress=progress),
+    "lab": lambda full, progress: lab_chapter(full=full, progress=progress),
+    "curvature": lambda full, progress: curvature_chapter(full=full, progress=progress),
+    "diagnose": lambda full, progress: diagnose_chapter(full=full, progress=progress),
+    "minimum-ratio": _experiment("minimum-ratio"),
+    "batch": _experiment("batch"),
+    "momentum": _experiment("momentum"),
+    "adaptive": _experiment("adaptive"),
+    "warmup": _experiment("warmup"),
+    "landscape": _experiment("landscape"),
+}
+"""Chapter key → chapter function, in the order the report shows them."""
+
+
+def chapter_names(only: Sequence[str] | None) -> list[str]:
+    """The chapters to run, in report order; ``None`` or empty means all.
+
+    Raises:
+        ConfigError: If a name is not a chapter.
+    """
+    if not only:
+        return list(CHAPTERS)
+    unknown = [name for name in only if name not in CHAPTERS]
+    if unknown:
+        raise ConfigError(f"tour: unknown chapter(s) {unknown}; choose from {list(CHAPTERS)}")
+    return [name for name in CHAPTERS if name in only]
+
+
+def run_tour(
+    *,
+    full: bool = False,
+    only: Sequence[str] | None = None,
+    on_chapter: Callable[[str], Progress] | None = None,
+) -> TourResult:
+    """Run the chosen chapters (all by default) and return their data and figures.
+
+    Args:
+        full: Full-size settings (minutes per chapter) instead of the quick ones.
+        only: Chapter keys to run (see :data:`CHAPTERS`); ``None`` runs all.
+        on_chapter: Called with a chapter's key as it starts; returns that chapter's progress callback.
+    """
+    names = chapter_names(only)
+    start = time.perf_counter()
+    chapters: list[Chapter] = []
+    for name in names:
+        progress = on_chapter(name) if on_chapter is not None else silent
+        began = time.perf_counter()
+        chapter = CHAPTERS[name](full, progress)
+        chapter.seconds = time.perf_counter() - began
+        chapters.append(chapter)
+    return TourResult(full=full, chapters=chapters, seconds=time.perf_counter() - start)
