@@ -58,10 +58,11 @@ case "$command" in
         "$VENV/bin/python" -m pip install --quiet -e ".[dev,bench]"
         export MPLBACKEND=Agg
         if [ $# -gt 0 ]; then
-            exec "$VENV/bin/python" "benchmarks/$1.py" "${@:2}"
+            exec "$VENV/bin/python" -m "benchmarks.$1" "${@:2}"
         fi
         for script in benchmarks/[!_]*.py; do
-            "$VENV/bin/python" "$script"
+            name=$(basename "$script" .py)
+            "$VENV/bin/python" -m "benchmarks.$name"
         done
         ;;
     *)

@@ -1,0 +1,64 @@
+"""Curvature of a model's loss: Hessian-vector products, spectra, critical points and saddle escape.
+
+The lecture's tools, at the scale of a real network:
+
+- :class:`HessianOperator` — H v over a whole data set (``torch.func`` forward-over-reverse), ``dense()``,
+  the gradient and the loss; :class:`GGNOperator` — the Gauss-Newton matrix Jᵀ H_out J for comparison.
+- :func:`lanczos` — the largest / smallest eigenpairs, each certified by its residual ‖Hv − λv‖.
+- :func:`spectral_density` (SLQ), :func:`hutchinson`, :func:`hutchpp` — density, sign shares, trace, with
+  standard errors.
+- :func:`classify` → :class:`CriticalPoint` (local minimum like / saddle / local maximum like / not a
+  critical point / inconclusive) with the minimum ratio as positive / negative / flat shares.
+- :func:`escape` — a step along the negative-curvature eigenvector that lowers the loss.
+- :func:`hw2_2_comparison` — ML2021 HW2-2's Gauss-Newton "minimum ratio" next to the exact Hessian.
+
+Example:
+    >>> import torch
+    >>> from ravine.curvature import HessianOperator, lanczos
+    >>> torch.manual_seed(0) and None
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    >>> x, y = torch.randn(32, 3), torch.randn(32, 1)
+    >>> H = HessianOperator(model, torch.nn.functional.mse_loss, (x, y), dtype=torch.float64)
+    >>> top = lanczos(H, 2, tol=1e-8)
+    >>> top.all_converged, H.shape
+    (True, (21, 21))
+"""
+
+from __future__ import annotations
+
+from ravine.curvature._critical import (
+    CriticalKind,
+    CriticalPoint,
+    EscapeResult,
+    classify,
+    classify_hessian,
+    escape,
+    escape_hessian,
+)
+from ravine.curvature._hw2_2 import HW22Comparison, hw2_2_comparison
+from ravine.curvature._lanczos import EigenResult, lanczos
+from ravine.curvature._operator import GGNOperator, HessianOperator
+from ravine.curvature._spectrum import SpectralDensity, TraceEstimate, hutchinson, hutchpp, spectral_density
+from ravine.curvature._warnings import RavineWarning
+
+__all__ = [
+    "CriticalKind",
+    "CriticalPoint",
+    "EigenResult",
+    "EscapeResult",
+    "GGNOperator",
+    "HW22Comparison",
+    "HessianOperator",
+    "RavineWarning",
+    "SpectralDensity",
+    "TraceEstimate",
+    "classify",
+    "classify_hessian",
+    "escape",
+    "escape_hessian",
+    "hutchinson",
+    "hutchpp",
+    "hw2_2_comparison",
+    "lanczos",
+    "spectral_density",
+]

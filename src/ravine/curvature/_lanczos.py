@@ -1,0 +1,231 @@
+"""Lanczos with full reorthogonalisation and thick restarts, certified by the residual of every Ritz pair.
+
+The Krylov basis Q and its image HQ are both kept, so the projected matrix T = Qᵀ(HQ) and the residuals
+‖H x − θ x‖ = ‖(HQ)y − θ Q y‖ of the Ritz pairs are exact (no extra products, no ghost eigenvalues from lost
+orthogonality). When the basis is full it is compressed to the wanted Ritz vectors (a thick restart) and
+the Krylov space is extended from the next Lanczos vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import Tensor
+
+from ravine.errors import ConfigError
+
+__all__ = ["EigenResult", "LinearOperatorLike", "as_matmat", "lanczos"]
+
+Which = Literal["largest", "smallest", "both"]
+
+
+class LinearOperatorLike(Protocol):
+    """Anything with a square ``shape`` and ``matmat`` (n × k → n × k) or ``matvec``; or a square tensor."""
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+
+def as_matmat(A: Any) -> tuple[int, Callable[[Tensor], Tensor], torch.dtype, torch.device]:
+    """``(n, matmat, dtype, device)`` for a square tensor or an operator with ``matmat``/``matvec``."""
+    if isinstance(A, Tensor):
+        if A.dim() != 2 or A.shape[0] != A.shape[1]:
+            raise ConfigError(f"curvature: expected a square matrix, got shape {tuple(A.shape)}")
+        return int(A.shape[0]), lambda V: A @ V.to(A.dtype), A.dtype, A.device
+    shape = getattr(A, "shape", None)
+    if shape is None or len(shape) != 2 or shape[0] != shape[1]:
+        raise ConfigError(f"curvature: expected a square linear operator with .shape, got {type(A).__name__}")
+    dtype = getattr(A, "dtype", torch.float64)
+    device = getattr(A, "device", torch.device("cpu"))
+    if hasattr(A, "matmat"):
+        return int(shape[0]), lambda V: A.matmat(V.to(dtype)), dtype, device
+    if hasattr(A, "matvec"):
+        return (
+            int(shape[0]),
+            lambda V: torch.stack([A.matvec(V[:, j].to(dtype)) for j in range(V.shape[1])], 1),
+            dtype,
+            device,
+        )
+    raise ConfigError(f"curvature: {type(A).__name__} has neither matmat nor matvec")
+
+
+@dataclass(frozen=True)
+class EigenResult:
+    """Ritz pairs of a symmetric operator with their certificates.
+
+    Attributes:
+        eigenvalues: Ritz values (float64): descending for ``"largest"``, ascending for ``"smallest"`` and
+            ``"both"``.
+        eigenvectors: Unit Ritz vectors as the columns of an ``(n, k)`` tensor.
+        residuals: ‖H x − θ x‖ per pair. For symmetric H an eigenvalue lies within this distance of θ.
+        converged: ``residual ≤ tol · scale`` per pair.
+        num_hvps: Matrix-vector products used.
+        scale: The largest |Ritz value| seen, the estimate of ‖H‖ that ``tol`` is relative to.
+        tol: The relative tolerance asked for.
+        which: Which end(s) of the spectrum.
+        restarts: Number of thick restarts.
+    """
+
+    eigenvalues: Tensor
+    eigenvectors: Tensor
+    residuals: Tensor
+    converged: Tensor
+    num_hvps: int
+    scale: float
+    tol: float
+    which: str
+    restarts: int
+
+    @property
+    def all_converged(self) -> bool:
+        """Whether every pair met the tolerance."""
+        return bool(self.converged.all())
+
+    def smallest_sign(self, flat: float = 0.0) -> Literal["negative", "positive", "inconclusive"]:
+        """Sign of the smallest eigenvalue λ_min, or ``"inconclusive"`` when it cannot be certified.
+
+        The smallest Ritz value θ is an upper bound on λ_min (Cauchy interlacing), so θ < −flat proves a
+        negative eigenvalue. ``"positive"`` needs θ − residual > flat, i.e. the whole interval where λ_min
+        lies (for a converged pair) above ``flat``.
+        """
+        index = int(torch.argmin(self.eigenvalues))
+        theta, radius = float(self.eigenvalues[index]), float(self.residuals[index])
+        if theta < -flat:
+            return "negative"
+        if theta - radius > flat and bool(self.converged[index]):
+            return "positive"
+        return "inconclusive"
+
+
+def _orthogonalize(w: Tensor, Q: Tensor) -> Tensor:
+    if Q.shape[1] == 0:
+        return w
+    for _ in range(2):  # "twice is enough"
+        w = w - Q @ (Q.T @ w)
+    return w
+
+
+def _wanted(theta: Tensor, which: str, k: int) -> Tensor:
+    m = theta.shape[0]
+    order = torch.arange(m)
+    if which == "largest":
+        return order[-k:].flip(0)
+    if which == "smallest":
+        return order[:k]
+    low = order[: min(k, m)]
+    high = order[max(m - k, 0) :]
+    both: Tensor = torch.unique(torch.cat([low, high]))
+    return both
+
+
+def lanczos(
+    A: Any,
+    k: int = 6,
+    *,
+    which: Which = "largest",
+    tol: float = 1e-6,
+    max_hvps: int = 1000,
+    max_basis: int | None = None,
+    seed: int = 0,
+    v0: Tensor | None = None,
+) -> EigenResult:
+    r"""The ``k`` largest and/or smallest eigenpairs of a symmetric operator, certified by residuals.
+
+    Stops when every wanted pair has ‖Hx − θx‖ ≤ tol·max|θ|, the Krylov space is the whole space, or
+    ``max_hvps`` products are spent (pairs then carry ``converged=False``).
+
+    Args:
+        A: A :class:`HessianOperator`, any object with ``shape`` and ``matmat``/``matvec``, or a square tensor.
+        k: Pairs wanted at each end.
+        which: ``"largest"``, ``"smallest"`` or ``"both"`` (k at each end).
+        tol: Residual tolerance relative to the largest |eigenvalue|.
+        max_hvps: Budget of products.
+        max_basis: Basis size before a thick restart (default ``max(2·wanted + 20, 40)``).
+        seed: Seed of the random start vector.
+        v0: Start vector instead of a random one.
+
+    Example:
+        >>> import torch
+        >>> result = lanczos(torch.diag(torch.arange(1.0, 101.0, dtype=torch.float64)), 2, tol=1e-10)
+        >>> [round(x, 6) for x in result.eigenvalues.tolist()], result.all_converged
+        ([100.0, 99.0], True)
+    """
+    if which not in ("largest", "smallest", "both"):
+        raise ConfigError(f"lanczos: which must be 'largest', 'smallest' or 'both', got {which=}")
+    n, matmat, dtype, device = as_matmat(A)
+    if k < 1 or k > n:
+        raise ConfigError(f"lanczos: k must be in [1, {n}], got {k=}")
+    if not tol > 0:
+        raise ConfigError(f"lanczos: tol must be positive, got {tol=}")
+    if max_hvps < 1:
+        raise ConfigError(f"lanczos: max_hvps must be at least 1, got {max_hvps=}")
+    wanted_count = min(n, 2 * k if which == "both" else k)
+    basis = min(n, max_basis or max(2 * wanted_count + 20, 40))
+    if basis <= wanted_count and basis < n:
+        raise ConfigError(
+            f"lanczos: max_basis must exceed the number of wanted pairs ({wanted_count}), got {basis}"
+        )
+    work = torch.float64
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def random_vector() -> Tensor:
+        return torch.randn(n, generator=generator, dtype=work).to(device)
+
+    q = v0.detach().to(device=device, dtype=work).reshape(-1) if v0 is not None else random_vector()
+    if q.shape[0] != n:
+        raise ConfigError(f"lanczos: v0 must have length {n}, got {q.shape[0]}")
+    q = q / q.norm()
+    Q = torch.zeros(n, 0, dtype=work, device=device)
+    HQ = torch.zeros(n, 0, dtype=work, device=device)
+    hvps, restarts, exhausted = 0, 0, False
+    while True:
+        hq = matmat(q[:, None].to(dtype)).to(work)[:, 0]
+        hvps += 1
+        Q, HQ = torch.cat([Q, q[:, None]], 1), torch.cat([HQ, hq[:, None]], 1)
+        w = _orthogonalize(hq, Q)
+        if Q.shape[1] >= n:
+            exhausted = True
+        elif w.norm() <= 1e-10 * max(float(hq.norm()), 1e-300):  # invariant subspace: continue elsewhere
+            w = _orthogonalize(random_vector(), Q)
+        T = Q.T @ HQ
+        theta, Y = torch.linalg.eigh((T + T.T) / 2)
+        index = _wanted(theta, which, min(k, theta.shape[0]))
+        X = Q @ Y[:, index]
+        residuals = (HQ @ Y[:, index] - X * theta[index]).norm(dim=0)
+        scale = float(theta.abs().max())
+        converged = residuals <= tol * max(scale, 1e-300)
+        done = index.shape[0] >= wanted_count and bool(converged.all())
+        if done or exhausted or hvps >= max_hvps:
+            break
+        q = w / w.norm()
+        if Q.shape[1] >= basis:  # thick restart: keep the wanted end(s) of the spectrum
+            keep = max(wanted_count + (basis - wanted_count) // 2, wanted_count)
+            m = theta.shape[0]
+            if which == "largest":
+                kept = torch.arange(m - keep, m)
+            elif which == "smallest":
+                kept = torch.arange(keep)
+            else:
+                kept = torch.unique(
+                    torch.cat([torch.arange((keep + 1) // 2), torch.arange(m - keep // 2, m)])
+                )
+            Q, HQ = Q @ Y[:, kept], HQ @ Y[:, kept]
+            restarts += 1
+    if which == "both":
+        order = torch.argsort(theta[index])
+        index = index[order]
+        X, residuals, converged = X[:, order], residuals[order], converged[order]
+    return EigenResult(
+        eigenvalues=theta[index].cpu(),
+        eigenvectors=X.to(dtype),
+        residuals=residuals.cpu(),
+        converged=converged.cpu(),
+        num_hvps=hvps,
+        scale=scale,
+        tol=tol,
+        which=which,
+        restarts=restarts,
+    )

@@ -1,0 +1,112 @@
+"""Amortised probes: curvature along the update, gradient noise, and a small-gradient classification.
+
+The Hessian's extreme eigenvalues (plateau classification) come from :mod:`ravine.curvature`, not from here.
+Every probe runs on the live model by double backward (``torch.autograd.grad`` with ``create_graph=True``), so
+it never touches ``p.grad``. To leave the training trajectory bit-identical it saves and restores the global
+RNG (dropout draws) and the module buffers (BatchNorm running statistics) around itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["CurvatureNoise", "isolated", "probe_curvature_noise"]
+
+Tensors = list[torch.Tensor]
+
+
+@contextlib.contextmanager
+def isolated(model: nn.Module) -> Iterator[None]:
+    """Run a probe without side effects on the model's buffers or on the global RNG."""
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    devices = sorted(
+        {b.device.index for b, _ in buffers if b.device.type == "cuda" and b.device.index is not None}
+    )
+    with torch.random.fork_rng(devices=devices, enabled=True):
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for buffer, saved in buffers:
+                    buffer.copy_(saved)
+
+
+def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum(
+        (torch.sum(x.double() * y.double()) for x, y in zip(a, b, strict=True)),
+        torch.zeros((), dtype=torch.float64),
+    )
+
+
+def _grads(loss: torch.Tensor, params: Sequence[torch.Tensor], *, create_graph: bool) -> Tensors:
+    grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
+
+
+@dataclass(frozen=True)
+class CurvatureNoise:
+    """Result of :func:`probe_curvature_noise` (NaN where not measured)."""
+
+    curvature: float
+    overshoot: float
+    snr: float
+    noise_scale: float
+    grad_norm: float
+
+
+def probe_curvature_noise(
+    params: Sequence[torch.Tensor],
+    direction: Sequence[torch.Tensor] | None,
+    halves: Sequence[Callable[[], torch.Tensor]],
+    *,
+    train_batch_size: int,
+    half_sizes: Sequence[int],
+) -> CurvatureNoise:
+    """Curvature along ``direction`` and the gradient noise from two half-batch losses.
+
+    With g_A, g_B the half-batch gradients (b_A, b_B samples) and g their mean, tr Σ ≈ ‖g_A − g_B‖² / (1/b_A +
+    1/b_B); the signal ‖E g‖² ≈ ‖g‖² − tr Σ/(b_A + b_B). For the last update d, dᵀHd comes from one
+    Hessian-vector product; the gradient that made d is estimated as g_prev ≈ g − Hd (exact on a quadratic), so
+    ``overshoot = dᵀHd / (−g_prevᵀd)`` is the step's length over the 1-D optimum along d.
+    """
+    want_hvp = direction is not None
+    losses = [closure() for closure in halves]
+    grads_per_half = [_grads(loss, params, create_graph=want_hvp) for loss in losses]
+    if len(grads_per_half) == 1:
+        g = grads_per_half[0]
+        snr = noise_scale = math.nan
+    else:
+        ga, gb = grads_per_half
+        na, nb = half_sizes
+        total = na + nb
+        g = [(a * na + b * nb) / total for a, b in zip(ga, gb, strict=True)]
+        with torch.no_grad():
+            diff = float(
+                _dot(
+                    [a - b for a, b in zip(ga, gb, strict=True)], [a - b for a, b in zip(ga, gb, strict=True)]
+                )
+            )
+            trace_sigma = diff / (1.0 / na + 1.0 / nb)
+            signal = float(_dot(g, g)) - trace_sigma / total
+            noise_train = trace_sigma / max(train_batch_size, 1)
+            snr = signal / noise_train if noise_train > 0 else math.inf
+            noise_scale = trace_sigma / signal if signal > 0 else math.inf
+    grad_norm = math.sqrt(max(float(_dot([x.detach() for x in g], [x.detach() for x in g])), 0.0))
+    curvature = overshoot = math.nan
+    if direction is not None:
+        d_norm2 = float(_dot(direction, direction))
+        if d_norm2 > 0:
+            gd = _dot(g, [d.to(x.dtype) for d, x in zip(direction, g, strict=True)])
+            hd = torch.autograd.grad(gd.to(g[0].dtype) if g else gd, params, allow_unused=True)
+            hd_list = [torch.zeros_like(p) if h is None else h for h, p in zip(hd, params, strict=True)]
+            dhd = float(_dot(direction, hd_list))
+            curvature = dhd / d_norm2
+            g_prev_d = float(gd.detach()) - dhd
+            overshoot = dhd / -g_prev_d if g_prev_d < 0 else math.inf
+    return CurvatureNoise(curvature, overshoot, snr, noise_scale, grad_norm)

@@ -1,0 +1,1 @@
+"""Optional callbacks for Lightning and Hugging Face Trainer; each imports its framework lazily."""

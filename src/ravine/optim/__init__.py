@@ -1,0 +1,134 @@
+r"""ravine.optim — θ ← θ − (η_t/σ_t)·m_t as composable parts behind a drop-in torch optimizer.
+
+Contract for other engineers (keep these names and signatures):
+
+**Transforms** (:mod:`ravine.optim._transforms`, :mod:`ravine.optim._preconditioners`). A
+:class:`Transform` holds hyper-parameters only (Python floats); state is a
+``TransformState = dict[str, list[torch.Tensor]]`` (one tensor per parameter per key) owned by the caller:
+
+* ``init(params) -> TransformState``
+* ``update(updates, state, params, *, step) -> list[Tensor]`` — ``step`` counts from 1. Inputs are read-only
+  (never modified in place); the returned tensors are new or alias state (e.g. the momentum buffer), so
+  treat them as read-only until the next update. The direction is unit-free: the caller applies
+  θ ← θ − η_t·d with its own η_t (float or tensor, e.g. one per configuration).
+* ``denominator(state, *, step) -> list[Tensor] | None`` — σ_t per element (None when the transform does
+  not divide). For Adam/RAdam σ_t includes the bias correction of m, so (η_t/σ_t)·m_t is the step.
+* ``momentum_buffer(state)`` — the momentum buffer m_t, or None; ``apply(..., lr=)`` — fused update + step.
+* ``chain(*transforms)`` composes left to right.
+
+Weight decay: coupled L2 (:class:`WeightDecay`, g + λθ, torch's SGD/Adam/RMSprop/Adagrad) goes *before* the
+preconditioner; decoupled (:class:`DecoupledWeightDecay`, AdamW) goes *after* it and needs no learning
+rate: θ − η(d + λθ) = (1 − ηλ)θ − ηd.
+
+**Schedules** (:mod:`ravine.optim._schedules`): ``schedule(step) -> float`` with ``step`` = updates
+already taken (0 first, as torch's LR schedulers); ``schedule.table(n)`` → float64 tensor for 0..n−1.
+
+**Optimizer**: :class:`ChainOptimizer` (a ``torch.optim.Optimizer``): η_t = group["lr"] × schedule(t);
+``step(closure)``, ``zero_grad()``, param groups, ``state_dict()``, torch LR schedulers;
+``effective_lr(p)``, ``momentum_buffer(p)``, ``lr_summary(model.named_parameters())`` → :class:`LayerLR`,
+computed on demand from state. NaN/Inf gradients raise :class:`~ravine.errors.NonFiniteError` before any
+change (``nonfinite="skip"`` skips and counts). Presets ``sgd, momentum, adagrad, rmsprop, adam, adamw,
+radam`` take torch.optim's argument names and defaults and match torch.optim to rtol 1e-5 (float32).
+
+Example:
+    >>> import torch
+    >>> from ravine.optim import ChainOptimizer, CosineDecay, Momentum, WeightDecay, chain
+    >>> model = torch.nn.Linear(4, 1)
+    >>> opt = ChainOptimizer(
+    ...     model.parameters(), chain(WeightDecay(1e-4), Momentum(0.9)), lr=0.1, schedule=CosineDecay(100)
+    ... )
+    >>> model(torch.ones(1, 4)).sum().backward()
+    >>> opt.step()
+    >>> round(opt.effective_lr(model.bias).item(), 6)  # η_0 = 0.1 × cos-schedule(0) = 0.1, σ = 1
+    0.1
+"""
+
+from __future__ import annotations
+
+from ravine.optim._demo import DigitsComparison, PresetRun, compare_on_digits
+from ravine.optim._optimizer import (
+    ChainOptimizer,
+    LayerLR,
+    NonFinitePolicy,
+    ScheduleFactory,
+    TransformFactory,
+)
+from ravine.optim._preconditioners import AdagradMean, AdagradSum, Adam, RAdam, RMSProp
+from ravine.optim._presets import adagrad, adam, adamw, momentum, radam, rmsprop, sgd
+from ravine.optim._schedules import (
+    Constant,
+    CosineDecay,
+    ExponentialDecay,
+    InverseSqrtDecay,
+    InverseTimeDecay,
+    Lambda,
+    LinearSchedule,
+    LinearWarmup,
+    Product,
+    ResNetWarmup,
+    Schedule,
+    Sequential,
+    StepDecay,
+    TransformerSchedule,
+)
+from ravine.optim._transforms import (
+    Chain,
+    DecoupledWeightDecay,
+    EmaMomentum,
+    Identity,
+    Momentum,
+    Transform,
+    TransformState,
+    WeightDecay,
+    chain,
+)
+
+PRESETS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "radam")
+"""Names of the presets, in the lectures' order."""
+
+__all__ = [
+    "PRESETS",
+    "AdagradMean",
+    "AdagradSum",
+    "Adam",
+    "Chain",
+    "ChainOptimizer",
+    "Constant",
+    "CosineDecay",
+    "DecoupledWeightDecay",
+    "DigitsComparison",
+    "EmaMomentum",
+    "ExponentialDecay",
+    "Identity",
+    "InverseSqrtDecay",
+    "InverseTimeDecay",
+    "Lambda",
+    "LayerLR",
+    "LinearSchedule",
+    "LinearWarmup",
+    "Momentum",
+    "NonFinitePolicy",
+    "PresetRun",
+    "Product",
+    "RAdam",
+    "RMSProp",
+    "ResNetWarmup",
+    "Schedule",
+    "ScheduleFactory",
+    "Sequential",
+    "StepDecay",
+    "Transform",
+    "TransformFactory",
+    "TransformState",
+    "TransformerSchedule",
+    "WeightDecay",
+    "adagrad",
+    "adam",
+    "adamw",
+    "chain",
+    "compare_on_digits",
+    "momentum",
+    "radam",
+    "rmsprop",
+    "sgd",
+]

@@ -1,0 +1,384 @@
+r"""The ``torch.optim.Optimizer`` adapter around a chain of transforms.
+
+Per parameter, ``optimizer.state[p]`` holds ``"step"`` (a Python int: updates taken by this parameter) and the
+chain's state tensors under their keys (``"exp_avg"``, ``"momentum_buffer"``, ... — torch's names), so
+``state_dict()`` / ``load_state_dict()`` work as in torch and a resumed run continues bit-identically.
+
+Each step: (1) gather the parameters that have a gradient; sparse gradients raise
+:class:`~ravine.errors.UnsupportedError`; (2) unless ``nonfinite="off"``, check all gradients of all groups
+for NaN/Inf with one fused reduction — by default raise :class:`~ravine.errors.NonFiniteError` *before any
+parameter or state is touched*; with ``nonfinite="skip"`` skip the whole step and count it in
+:attr:`ChainOptimizer.skipped_steps`; (3) per group, η_t = group["lr"] × schedule(step − 1) and the chain's
+fused :meth:`~ravine.optim.Transform.apply` updates state and parameters with ``torch._foreach_*`` ops
+(``foreach=False``: the same code one parameter at a time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Literal, TypeAlias, cast
+
+import torch
+
+from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedError
+from ravine.optim._schedules import Schedule
+from ravine.optim._transforms import Transform, TransformState
+
+__all__ = ["ChainOptimizer", "LayerLR", "NonFinitePolicy", "ScheduleFactory", "TransformFactory"]
+
+TransformFactory: TypeAlias = Callable[[Mapping[str, Any]], Transform]
+"""Builds a group's transform from its hyper-parameters (how the presets support per-group values)."""
+ScheduleFactory: TypeAlias = Callable[[Mapping[str, Any]], Schedule | None]
+NonFinitePolicy: TypeAlias = Literal["raise", "skip", "off"]
+
+_RESERVED = frozenset({"params", "lr", "initial_lr", "transform", "schedule"})
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerLR:
+    """Effective learning rate η_t/σ_t of one named parameter, summarised (median is torch's lower median)."""
+
+    name: str
+    shape: tuple[int, ...]
+    numel: int
+    step: int
+    lr_min: float
+    lr_median: float
+    lr_max: float
+    momentum_norm: float | None
+    """‖m_t‖₂ of the momentum buffer, or ``None`` when the rule keeps none."""
+
+
+class ChainOptimizer(torch.optim.Optimizer):
+    r"""A ``torch.optim.Optimizer`` that runs θ ← θ − η_t·d_t with d_t from a :class:`Transform` chain.
+
+    Args:
+        params: parameters or param groups, as for any torch optimizer (a group may override ``lr``, the
+            preset's hyper-parameters, ``transform`` or ``schedule``).
+        transform: a :class:`Transform` (e.g. ``chain(WeightDecay(1e-4), Adam())``), or a function that
+            builds one from a group's hyper-parameters (what the presets pass).
+        lr: η, the base learning rate (≥ 0); torch's LR schedulers edit it as usual.
+        schedule: optional :class:`Schedule` multiplying ``lr`` (η_t = lr × schedule(t), t = updates already
+            taken by the parameter), or a function building one from a group.
+        defaults: extra hyper-parameters stored in each param group (used by ``transform`` factories).
+        nonfinite: ``"raise"`` (default): NaN/Inf in a gradient raises :class:`NonFiniteError` before any
+            parameter or state changes; ``"skip"``: the step is skipped and counted in
+            :attr:`skipped_steps`; ``"off"``: no check (as torch; NaN then spreads into θ).
+        foreach: ``True``/``None`` (default): multi-tensor ``torch._foreach_*`` kernels;
+            ``False``: the same rule one parameter at a time.
+        chunk_bytes: on CPU, run the foreach rule over chunks of about this many parameter bytes so that
+            each chunk stays in cache across the rule's ops (default 1 MiB; ``None``: one chunk). Results
+            do not depend on it (all ops are elementwise).
+        name: shown in error messages.
+
+    Example:
+        >>> import torch
+        >>> from ravine.optim import Adam, ChainOptimizer, WeightDecay, chain
+        >>> w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        >>> opt = ChainOptimizer([w], chain(WeightDecay(0.0), Adam()), lr=0.1)
+        >>> (w**2).sum().backward()
+        >>> opt.step()
+        >>> w.detach()  # Adam's first step moves every coordinate by lr
+        tensor([ 0.9000, -1.9000])
+        >>> opt.effective_lr(w) * opt.momentum_buffer(w)  # the step, η/σ ⊙ m
+        tensor([ 0.1000, -0.1000])
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        transform: Transform | TransformFactory,
+        *,
+        lr: float = 1e-3,
+        schedule: Schedule | ScheduleFactory | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        nonfinite: NonFinitePolicy = "raise",
+        foreach: bool | None = None,
+        chunk_bytes: int | None = 1 << 20,
+        name: str = "optimizer",
+    ) -> None:
+        self._name = name
+        if nonfinite not in ("raise", "skip", "off"):
+            raise ConfigError(f"{name}: nonfinite must be 'raise', 'skip' or 'off', got {nonfinite=!r}")
+        self.nonfinite: NonFinitePolicy = nonfinite
+        self.foreach = foreach is not False
+        if chunk_bytes is not None and (not isinstance(chunk_bytes, int) or chunk_bytes < 1):
+            raise ConfigError(f"{name}: chunk_bytes must be an integer >= 1 or None, got {chunk_bytes=!r}")
+        self.chunk_bytes = chunk_bytes
+        self.skipped_steps = 0
+        all_defaults: dict[str, Any] = {"lr": lr, **(defaults or {})}
+        if isinstance(transform, Transform):
+            all_defaults["transform"] = transform
+            self._transform_factory: TransformFactory | None = None
+        elif callable(transform):
+            self._transform_factory = transform
+        else:
+            raise ConfigError(f"{name}: transform must be a Transform or a factory, got {transform!r}")
+        if isinstance(schedule, Schedule) or schedule is None:
+            all_defaults["schedule"] = schedule
+            self._schedule_factory: ScheduleFactory | None = None
+        elif callable(schedule):
+            self._schedule_factory = schedule
+        else:
+            raise ConfigError(f"{name}: schedule must be a Schedule, a factory or None, got {schedule!r}")
+        self._plans: dict[Hashable, tuple[Transform, Schedule | None]] = {}
+        super().__init__(params, all_defaults)
+
+    # ----------------------------------------------------------------------------------------- groups
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group (validated: float dense parameters, valid hyper-parameters)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            for p in group["params"]:
+                if not (p.is_floating_point()):
+                    raise UnsupportedError(
+                        f"{self._name}: parameters must be real floating point tensors, got dtype={p.dtype}; "
+                        "convert the model with .float() or .double()"
+                    )
+                if p.is_sparse:
+                    raise UnsupportedError(f"{self._name}: sparse parameters are not supported")
+            self._plan(group)
+        except Exception:
+            self.param_groups.pop()
+            raise
+
+    def _plan(self, group: Mapping[str, Any]) -> tuple[Transform, Schedule | None]:
+        lr = group["lr"]
+        if isinstance(lr, torch.Tensor):
+            if lr.numel() != 1:
+                raise ConfigError(
+                    f"{self._name}: lr must be a number, got a tensor of shape {tuple(lr.shape)}"
+                )
+            lr = lr.item()
+        if not isinstance(lr, int | float) or isinstance(lr, bool) or not math.isfinite(lr) or lr < 0:
+            raise ConfigError(f"{self._name}: lr must be a finite number >= 0, got lr={lr!r}")
+        key: Hashable
+        try:
+            key = tuple(sorted((k, v) for k, v in group.items() if k not in ("params", "lr", "initial_lr")))
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in self._plans:
+            return self._plans[key]
+        transform = group.get("transform")
+        if transform is None:
+            if self._transform_factory is None:
+                raise ConfigError(f"{self._name}: this param group has no transform")
+            transform = self._transform_factory(group)
+        if not isinstance(transform, Transform):
+            raise ConfigError(f"{self._name}: transform must be a Transform, got {transform!r}")
+        schedule = group.get("schedule")
+        if schedule is None and self._schedule_factory is not None:
+            schedule = self._schedule_factory(group)
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise ConfigError(f"{self._name}: schedule must be a Schedule or None, got {schedule!r}")
+        plan = (transform, schedule)
+        if key is not None:
+            self._plans[key] = plan
+        return plan
+
+    def learning_rate(self, group: Mapping[str, Any], step: int) -> float:
+        """η for the ``step``-th update (from 1) of ``group``: group["lr"] × schedule(step − 1)."""
+        _, schedule = self._plan(group)
+        lr = float(group["lr"])
+        return lr if schedule is None else lr * schedule(step - 1)
+
+    # ------------------------------------------------------------------------------------------- step
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """One update of every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]] = []
+            for group in self.param_groups:
+                params = [p for p in group["params"] if p.grad is not None]
+                grads = [cast(torch.Tensor, p.grad) for p in params]
+                for g in grads:
+                    if g.is_sparse:
+                        raise UnsupportedError(
+                            f"{self._name}: sparse gradients are not supported "
+                            "(e.g. nn.Embedding(sparse=True)); use dense gradients"
+                        )
+                if params:
+                    work.append((group, params, grads))
+            if self.nonfinite != "off" and not _all_finite([g for _, _, gs in work for g in gs]):
+                if self.nonfinite == "skip":
+                    self.skipped_steps += 1
+                    return loss
+                raise NonFiniteError(
+                    f"{self._name}: a gradient contains NaN or Inf; no parameter or state was changed. "
+                    "Lower the learning rate, clip gradients, or pass nonfinite='skip' to skip such steps"
+                )
+            for group, params, grads in work:
+                self._step_group(group, params, grads)
+        return loss
+
+    def _step_group(
+        self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
+    ) -> None:
+        transform, _ = self._plan(group)
+        fresh = [p for p in params if p not in self.state or "step" not in self.state[p]]
+        if fresh:
+            initial = transform.init(fresh)
+            for i, p in enumerate(fresh):
+                entry = self.state[p]
+                entry["step"] = 0
+                for key, values in initial.items():
+                    entry[key] = values[i]
+        keys = transform.state_keys()
+        states = [self.state[p] for p in params]
+        for entry in states:
+            entry["step"] += 1
+        first = states[0]["step"]
+        if all(entry["step"] == first for entry in states):
+            buckets = [(first, params, grads, states)]
+        else:
+            by_step: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]] = {}
+            for p, g, entry in zip(params, grads, states, strict=True):
+                bucket = by_step.setdefault(entry["step"], ([], [], []))
+                bucket[0].append(p)
+                bucket[1].append(g)
+                bucket[2].append(entry)
+            buckets = [(s, ps, gs, es) for s, (ps, gs, es) in by_step.items()]
+        for step, ps, gs, es in buckets:
+            lr = self.learning_rate(group, step)
+            if self.foreach:
+                for lo, hi in _chunks(ps, self.chunk_bytes):
+                    state: TransformState = {key: [entry[key] for entry in es[lo:hi]] for key in keys}
+                    transform.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
+            else:
+                for p, g, entry in zip(ps, gs, es, strict=True):
+                    transform.apply([g], {key: [entry[key]] for key in keys}, [p], step=step, lr=lr)
+
+    # ------------------------------------------------------------------------------------- inspection
+    def _locate(self, param: torch.Tensor) -> tuple[dict[str, Any], dict[str, Any]]:
+        for group in self.param_groups:
+            if any(p is param for p in group["params"]):
+                entry = self.state.get(param)
+                if not entry or entry.get("step", 0) == 0:
+                    raise DataError(
+                        f"{self._name}: this parameter has taken no step yet; "
+                        "effective_lr and momentum_buffer are defined after its first update"
+                    )
+                return group, entry
+        raise DataError(f"{self._name}: the tensor given is not a parameter of this optimizer")
+
+    def effective_lr(self, param: torch.Tensor) -> torch.Tensor:
+        r"""η_t/σ_t per element for ``param`` at its last update (computed now from state; a new tensor).
+
+        η_t uses the group's *current* ``lr`` and the schedule at the last update; σ_t is the chain's
+        :meth:`~ravine.optim.Transform.denominator` (1 for plain SGD/momentum). For Adam/RAdam σ includes
+        the bias correction of m, so ``effective_lr(p) * momentum_buffer(p)`` is the last step (without
+        weight decay). Weight decay is not part of σ.
+        """
+        group, entry = self._locate(param)
+        transform, _ = self._plan(group)
+        step = int(entry["step"])
+        lr = self.learning_rate(group, step)
+        state = {key: [entry[key]] for key in transform.state_keys()}
+        with torch.no_grad():
+            sigma = transform.denominator(state, step=step)
+            if sigma is None:
+                return torch.full_like(param, lr).detach()
+            return lr / sigma[0]
+
+    def momentum_buffer(self, param: torch.Tensor) -> torch.Tensor | None:
+        """A copy of the momentum buffer m_t of ``param`` (``exp_avg`` / ``momentum_buffer``), or ``None``."""
+        group, entry = self._locate(param)
+        transform, _ = self._plan(group)
+        state = {key: [entry[key]] for key in transform.state_keys()}
+        buffers = transform.momentum_buffer(state)
+        return None if buffers is None else buffers[0].detach().clone()
+
+    def lr_summary(self, named_parameters: Iterable[tuple[str, torch.Tensor]] | None = None) -> list[LayerLR]:
+        """Per-parameter min/median/max of η_t/σ_t (and ‖m_t‖), for every parameter that has stepped.
+
+        Args:
+            named_parameters: e.g. ``model.named_parameters()``, for names; otherwise ``"group0.param3"``.
+        """
+        names = {id(p): n for n, p in named_parameters} if named_parameters is not None else {}
+        rows = []
+        for gi, group in enumerate(self.param_groups):
+            for pi, p in enumerate(group["params"]):
+                entry = self.state.get(p)
+                if not entry or entry.get("step", 0) == 0:
+                    continue
+                lr = self.effective_lr(p).flatten().double()
+                buffer = self.momentum_buffer(p)
+                rows.append(
+                    LayerLR(
+                        name=names.get(id(p), f"group{gi}.param{pi}"),
+                        shape=tuple(p.shape),
+                        numel=p.numel(),
+                        step=int(entry["step"]),
+                        lr_min=float(lr.min()) if lr.numel() else math.nan,
+                        lr_median=float(lr.median()) if lr.numel() else math.nan,
+                        lr_max=float(lr.max()) if lr.numel() else math.nan,
+                        momentum_norm=None if buffer is None else float(buffer.double().norm()),
+                    )
+                )
+        return rows
+
+    # ------------------------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """torch's state dict plus ``"ravine": {"skipped_steps": n}``."""
+        state = super().state_dict()
+        state["ravine"] = {"skipped_steps": self.skipped_steps}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict from :meth:`state_dict` (or from a torch optimizer with the same state keys)."""
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("ravine", {})
+        super().load_state_dict(state_dict)
+        self.skipped_steps = int(extra.get("skipped_steps", 0))
+        for entry in self.state.values():
+            if isinstance(entry.get("step"), torch.Tensor):
+                entry["step"] = int(entry["step"].item())
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}[{self._name}] ("]
+        for i, group in enumerate(self.param_groups):
+            transform, schedule = self._plan(group)
+            lines.append(f"  group {i}: lr={group['lr']}, transform={transform!r}, schedule={schedule!r}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _chunks(params: list[torch.Tensor], chunk_bytes: int | None) -> list[tuple[int, int]]:
+    """Index ranges of consecutive CPU parameters holding about ``chunk_bytes`` (a big tensor alone).
+
+    On CPU every foreach op streams its whole list through memory; running the rule chunk by chunk keeps
+    a chunk's parameters, gradients and state in cache across the rule's 5–10 ops. Other devices (and
+    ``chunk_bytes=None``) get one chunk: their foreach kernels are built for long lists.
+    """
+    n = len(params)
+    if chunk_bytes is None or n == 0 or params[0].device.type != "cpu":
+        return [(0, n)]
+    ranges = []
+    start, size = 0, 0
+    for i, p in enumerate(params):
+        nbytes = p.numel() * p.element_size()
+        if i > start and size + nbytes > chunk_bytes:
+            ranges.append((start, i))
+            start, size = i, 0
+        size += nbytes
+    ranges.append((start, n))
+    return ranges
+
+
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    """True when no tensor holds NaN or ±Inf (one fused max-abs reduction per tensor, one sync)."""
+    tensors = [t for t in tensors if t.numel() > 0]
+    if not tensors:
+        return True
+    maxima = list(torch._foreach_norm(tensors, math.inf))
+    dtype = maxima[0].dtype
+    if any(m.dtype != dtype or m.device != maxima[0].device for m in maxima):
+        return all(bool(m.isfinite()) for m in maxima)
+    return bool(torch.stack(maxima).isfinite().all())

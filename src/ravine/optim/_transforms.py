@@ -1,0 +1,385 @@
+r"""The functional core: gradient transforms and their composition.
+
+An optimizer step is θ ← θ − η_t·d_t, where the *direction* d_t is produced by a chain of transforms from the
+gradient g_t. A transform holds only hyper-parameters (Python floats); its per-parameter state lives in a
+:data:`TransformState` that the caller owns (``dict`` of key → one tensor per parameter).
+
+Contract of :meth:`Transform.update`:
+
+* ``step`` is the number of this update, counting from 1.
+* The input tensors (``updates``, ``params``) are **read-only**: a transform never modifies them in place.
+* The returned tensors are new tensors *or* aliases of state / input tensors (e.g. the momentum buffer), so
+  the caller must treat them as read-only too and must not keep them past the next update.
+* The direction is unit-free: the caller applies θ ← θ − η_t·d with its own η_t (a float, or a tensor when
+  driving many configurations at once).
+
+Decoupled weight decay (AdamW) needs no learning rate inside the transform: with
+d = adam_direction + λθ, θ − η(d) = (1 − ηλ)θ − η·adam_direction, which is exactly torch's AdamW. So
+:class:`DecoupledWeightDecay` is simply placed *after* the preconditioner in the chain, whereas the coupled
+:class:`WeightDecay` (g ← g + λθ, torch SGD/Adam/RMSprop/Adagrad) is placed *before* it.
+
+:meth:`Transform.apply` is the fused hot path used by the optimizer adapter: it does the update and
+θ ← θ − η·d in one go (preconditioners override it with ``addcdiv_`` so no direction is materialised).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import torch
+
+from ravine.optim._validate import check_closed_unit_interval, check_nonnegative, check_unit_interval
+
+__all__ = [
+    "Chain",
+    "DecoupledWeightDecay",
+    "EmaMomentum",
+    "Identity",
+    "Momentum",
+    "Transform",
+    "TransformState",
+    "WeightDecay",
+    "chain",
+]
+
+TransformState = dict[str, list[torch.Tensor]]
+"""Per-parameter state of a transform: key → one tensor per parameter (same order as ``params``)."""
+
+
+class Transform(abc.ABC):
+    """One part of an update rule d_t = T(g_t); see the module docstring for the contract."""
+
+    reads_params: bool = False
+    """Whether :meth:`update` reads the parameter values (weight decay does)."""
+
+    def init(self, params: Sequence[torch.Tensor]) -> TransformState:
+        """Fresh state for ``params``: key → one tensor per parameter. Stateless transforms return ``{}``."""
+        del params
+        return {}
+
+    @abc.abstractmethod
+    def update(
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+    ) -> list[torch.Tensor]:
+        """Transform the incoming direction ``updates`` (step counts from 1); see the module contract."""
+
+    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+        """σ_t per element if this transform divides by one, else ``None`` (new tensors, made on demand)."""
+        del state, step
+        return None
+
+    def momentum_buffer(self, state: TransformState) -> list[torch.Tensor] | None:
+        """The momentum buffer m_t held in ``state`` (aliases, read-only), or ``None`` if there is none."""
+        del state
+        return None
+
+    def state_keys(self) -> tuple[str, ...]:
+        """The keys :meth:`init` creates (derived from an ``init`` on no parameters)."""
+        return tuple(self.init([]).keys())
+
+    def apply(
+        self,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        *,
+        step: int,
+        lr: float,
+    ) -> None:
+        """Update ``state`` and set θ ← θ − lr·d in place (the optimizer's hot path)."""
+        direction = self.update(updates, state, params, step=step)
+        torch._foreach_add_(params, direction, alpha=-lr)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted((k, repr(v)) for k, v in vars(self).items()))))
+
+
+class Identity(Transform):
+    """d = g (plain gradient descent). Returns the input list itself."""
+
+    def update(
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+    ) -> list[torch.Tensor]:
+        del state, params, step
+        return updates
+
+
+class WeightDecay(Transform):
+    r"""Coupled L2 weight decay, as torch SGD/Adam/RMSprop/Adagrad: d = g + λθ (new tensors).
+
+    Args:
+        weight_decay: λ ≥ 0.
+    """
+
+    reads_params = True
+
+    def __init__(self, weight_decay: float) -> None:
+        self.weight_decay = check_nonnegative("WeightDecay", "weight_decay", weight_decay)
+
+    def update(
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+    ) -> list[torch.Tensor]:
+        del state, step
+        if self.weight_decay == 0:
+            return updates
+        return list(torch._foreach_add(updates, params, alpha=self.weight_decay))
+
+
+class DecoupledWeightDecay(Transform):
+    r"""Decoupled weight decay (AdamW): d = d_in + λθ, placed *after* the preconditioner.
+
+    With the caller's θ ← θ − η·d this is θ ← (1 − ηλ)θ − η·d_in, torch's AdamW. The fused :meth:`apply`
+    does exactly torch's order (θ *= 1 − ηλ, then θ −= η·d_in).
+
+    Args:
+        weight_decay: λ ≥ 0.
+    """
+
+    reads_params = True
+
+    def __init__(self, weight_decay: float) -> None:
+        self.weight_decay = check_nonnegative("DecoupledWeightDecay", "weight_decay", weight_decay)
+
+    def update(
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+    ) -> list[torch.Tensor]:
+        del state, step
+        if self.weight_decay == 0:
+            return updates
+        return list(torch._foreach_add(updates, params, alpha=self.weight_decay))
+
+    def shrink(self, params: list[torch.Tensor], *, lr: float) -> None:
+        """θ ← (1 − lr·λ)·θ in place."""
+        if self.weight_decay != 0:
+            torch._foreach_mul_(params, 1.0 - lr * self.weight_decay)
+
+    def apply(
+        self,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        *,
+        step: int,
+        lr: float,
+    ) -> None:
+        del state, step
+        self.shrink(params, lr=lr)
+        torch._foreach_add_(params, updates, alpha=-lr)
+
+
+class Momentum(Transform):
+    r"""Heavy-ball or Nesterov momentum, torch-SGD style.
+
+    b_1 = g_1;  b_t = μ·b_{t−1} + (1 − τ)·g_t  (τ = dampening);  d = b_t, or d = g_t + μ·b_t with Nesterov.
+    State key ``"momentum_buffer"`` (as torch). Heavy-ball returns the buffer itself (read-only alias).
+
+    Args:
+        momentum: μ ≥ 0.
+        dampening: τ in [0, 1].
+        nesterov: Nesterov's look-ahead form; needs μ > 0 and τ = 0 (as torch).
+    """
+
+    def __init__(self, momentum: float = 0.9, *, dampening: float = 0.0, nesterov: bool = False) -> None:
+        self.momentum = check_nonnegative("momentum", "momentum", momentum)
+        self.dampening = check_closed_unit_interval("momentum", "dampening", dampening)
+        if nesterov and (self.momentum <= 0 or self.dampening != 0):
+            from ravine.errors import ConfigError
+
+            raise ConfigError(
+                "momentum: nesterov=True needs momentum > 0 and dampening = 0, "
+                f"got momentum={momentum!r}, dampening={dampening!r}"
+            )
+        self.nesterov = bool(nesterov)
+
+    def init(self, params: Sequence[torch.Tensor]) -> TransformState:
+        return {"momentum_buffer": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
+
+    def update(
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+    ) -> list[torch.Tensor]:
+        del params
+        buffers = state["momentum_buffer"]
+        if step == 1:
+            torch._foreach_copy_(buffers, updates)
+        else:
+            torch._foreach_mul_(buffers, self.momentum)
+            torch._foreach_add_(buffers, updates, alpha=1.0 - self.dampening)
+        if self.nesterov:
+            return list(torch._foreach_add(updates, buffers, alpha=self.momentum))
+        return buffers
+
+    def momentum_buffer(self, state: TransformState) -> list[torch.Tensor] | None:
+        return state["momentum_buffer"]
+
+
+class EmaMomentum(Transform):
+    r"""The exponential-moving-average form of momentum used by Adam: m_t = β·m_{t−1} + (1 − β)·g_t, m_0 = 0.
+
+    With ``bias_correction=True`` the direction is m̂_t = m_t / (1 − β^t) (new tensors); else m_t itself.
+    State key ``"exp_avg"``. Its :meth:`denominator` is (1 − β^t) when bias-corrected, so that
+    effective lr × buffer = step.
+
+    Args:
+        beta: β in [0, 1).
+        bias_correction: divide by 1 − β^t.
+    """
+
+    def __init__(self, beta: float = 0.9, *, bias_correction: bool = False) -> None:
+        self.beta = check_unit_interval("EmaMomentum", "beta", beta)
+        self.bias_correction = bool(bias_correction)
+
+    def init(self, params: Sequence[torch.Tensor]) -> TransformState:
+        return {"exp_avg": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
+
+    def update(
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+    ) -> list[torch.Tensor]:
+        del params
+        exp_avg = state["exp_avg"]
+        torch._foreach_lerp_(exp_avg, updates, 1.0 - self.beta)
+        if self.bias_correction:
+            return list(torch._foreach_div(exp_avg, 1.0 - self.beta**step))
+        return exp_avg
+
+    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+        if not self.bias_correction:
+            return None
+        return [torch.full_like(m, 1.0 - self.beta**step) for m in state["exp_avg"]]
+
+    def momentum_buffer(self, state: TransformState) -> list[torch.Tensor] | None:
+        return state["exp_avg"]
+
+
+class Chain(Transform):
+    """Transforms applied in order: d = T_n(…T_2(T_1(g))). Build it with :func:`chain`.
+
+    State keys of the parts are kept as they are (``"exp_avg"``, ``"momentum_buffer"``, ... as in torch);
+    a key used by two parts is prefixed with the part's index (``"1/momentum_buffer"``).
+    """
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        self.transforms = tuple(transforms)
+        seen: dict[str, int] = {}
+        for part in self.transforms:
+            for key in part.state_keys():
+                seen[key] = seen.get(key, 0) + 1
+        self._keymaps: tuple[dict[str, str], ...] = tuple(
+            {key: (key if seen[key] == 1 else f"{i}/{key}") for key in part.state_keys()}
+            for i, part in enumerate(self.transforms)
+        )
+        self.reads_params = any(part.reads_params for part in self.transforms)
+
+    def init(self, params: Sequence[torch.Tensor]) -> TransformState:
+        state: TransformState = {}
+        for part, keymap in zip(self.transforms, self._keymaps, strict=True):
+            for key, value in part.init(params).items():
+                state[keymap[key]] = value
+        return state
+
+    def _sub(self, index: int, state: TransformState) -> TransformState:
+        return {inner: state[outer] for inner, outer in self._keymaps[index].items()}
+
+    def _run(
+        self,
+        upto: int,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        step: int,
+    ) -> list[torch.Tensor]:
+        for i in range(upto):
+            updates = self.transforms[i].update(updates, self._sub(i, state), params, step=step)
+        return updates
+
+    def update(
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+    ) -> list[torch.Tensor]:
+        return self._run(len(self.transforms), updates, state, params, step)
+
+    def apply(
+        self,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        *,
+        step: int,
+        lr: float,
+    ) -> None:
+        parts = self.transforms
+        if not parts:
+            torch._foreach_add_(params, updates, alpha=-lr)
+            return
+        last = len(parts) - 1
+        if last >= 1 and isinstance(parts[last], DecoupledWeightDecay) and not parts[last - 1].reads_params:
+            # torch's AdamW order: shrink θ, then let the preconditioner apply its (fused) step.
+            direction = self._run(last - 1, updates, state, params, step)
+            decay = parts[last]
+            assert isinstance(decay, DecoupledWeightDecay)
+            decay.shrink(params, lr=lr)
+            parts[last - 1].apply(direction, self._sub(last - 1, state), params, step=step, lr=lr)
+            return
+        direction = self._run(last, updates, state, params, step)
+        parts[last].apply(direction, self._sub(last, state), params, step=step, lr=lr)
+
+    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+        result: list[torch.Tensor] | None = None
+        for i, part in enumerate(self.transforms):
+            sigma = part.denominator(self._sub(i, state), step=step)
+            if sigma is None:
+                continue
+            result = sigma if result is None else list(torch._foreach_mul(result, sigma))
+        return result
+
+    def momentum_buffer(self, state: TransformState) -> list[torch.Tensor] | None:
+        found: list[torch.Tensor] | None = None
+        for i, part in enumerate(self.transforms):
+            buffers = part.momentum_buffer(self._sub(i, state))
+            if buffers is not None:
+                found = buffers
+        return found
+
+    def state_keys(self) -> tuple[str, ...]:
+        return tuple(key for keymap in self._keymaps for key in keymap.values())
+
+    def __repr__(self) -> str:
+        return f"chain({', '.join(repr(part) for part in self.transforms)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Chain) and self.transforms == other.transforms
+
+    def __hash__(self) -> int:
+        return hash(self.transforms)
+
+
+def chain(*transforms: Transform) -> Transform:
+    """Compose transforms left to right (nested chains are flattened); ``chain()`` is :class:`Identity`.
+
+    Example:
+        >>> from ravine.optim import Adam, DecoupledWeightDecay, chain
+        >>> chain(Adam(), DecoupledWeightDecay(0.01)).state_keys()
+        ('exp_avg', 'exp_avg_sq')
+    """
+    flat: list[Transform] = []
+    for part in transforms:
+        candidate: object = part
+        if not isinstance(candidate, Transform):
+            from ravine.errors import ConfigError
+
+            raise ConfigError(f"chain: every part must be a Transform, got {candidate!r}")
+        if isinstance(part, Chain):
+            flat.extend(part.transforms)
+        elif not isinstance(part, Identity):
+            flat.append(part)
+    if not flat:
+        return Identity()
+    if len(flat) == 1:
+        return flat[0]
+    return Chain(flat)

@@ -1,0 +1,222 @@
+"""Figures of :mod:`ravine.experiments`: one function per experiment, result in, matplotlib figure out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ravine.report._figures import new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ravine.experiments.adaptive import AdaptiveResult
+    from ravine.experiments.batch import BatchResult
+    from ravine.experiments.landscape import LandscapeResult
+    from ravine.experiments.minimum_ratio import MinimumRatioResult
+    from ravine.experiments.momentum import MomentumResult
+    from ravine.experiments.warmup import WarmupResult
+
+__all__ = [
+    "adaptive_figure",
+    "batch_figure",
+    "landscape_figure",
+    "minimum_ratio_figure",
+    "momentum_figure",
+    "warmup_figure",
+]
+
+
+def _smooth(values: list[float], window: int = 10) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def minimum_ratio_figure(result: MinimumRatioResult) -> Figure:
+    """Training loss against minimum ratio (the lecture's scatter), coloured by ‖∇L‖."""
+    figure = new_figure(width=10, height=4.2)
+    left, right = figure.subplots(1, 2)
+    ratios = [p.minimum_ratio for p in result.points]
+    losses = [p.loss for p in result.points]
+    norms = [p.gradient_norm for p in result.points]
+    dots = left.scatter(ratios, losses, c=norms, cmap="viridis", norm=_lognorm(norms), edgecolor="k", s=36)
+    figure.colorbar(dots, ax=left, label="‖∇L‖ at the end point")
+    left.axvline(1.0, color="grey", ls=":", lw=1)
+    left.set_xlabel(f"minimum ratio (positive / (positive + negative), ε = {result.config.eps:g})")
+    left.set_ylabel("training loss (MSE)")
+    left.set_title("end points of ‖∇L‖² descent")
+    order = range(len(result.points))
+    pos = [p.positive_share for p in result.points]
+    neg = [p.negative_share for p in result.points]
+    flat = [p.flat_share for p in result.points]
+    right.bar(order, pos, color="#2b6cb0", label="positive")
+    right.bar(order, neg, bottom=pos, color="#c05621", label="negative")
+    right.bar(
+        order, flat, bottom=[a + b for a, b in zip(pos, neg, strict=True)], color="#a0aec0", label="flat"
+    )
+    right.set_xlabel("net")
+    right.set_ylabel("share of Hessian eigenvalues")
+    right.set_title(f"exact spectrum shares (flat: |λ| ≤ {result.config.eps:g}·max|λ|)")
+    right.legend(loc="lower right", fontsize=8)
+    return figure
+
+
+def _lognorm(values: list[float]) -> object:
+    from matplotlib.colors import LogNorm
+
+    positive = [v for v in values if v > 0] or [1.0]
+    return LogNorm(vmin=min(positive), vmax=max(*positive, min(positive) * 1.0001))
+
+
+def batch_figure(result: BatchResult) -> Figure:
+    """Accuracy and sharpness per batch size, and Keskar's interpolation between small and large."""
+    figure = new_figure(width=12, height=4.0)
+    accuracy, sharp, line = figure.subplots(1, 3)
+    chosen = result.chosen
+    sizes = [r.batch_size for r in chosen]
+    accuracy.plot(sizes, [r.train_accuracy for r in chosen], "o-", label="train")
+    accuracy.plot(sizes, [r.test_accuracy for r in chosen], "s-", label="test (validation)")
+    accuracy.set_xscale("log")
+    accuracy.set_xlabel("batch size")
+    accuracy.set_ylabel("accuracy")
+    accuracy.set_title("tuned learning rate per batch size")
+    accuracy.legend(fontsize=8)
+    sharp.plot(sizes, [r.sharpness for r in chosen], "o-", color="#c05621")
+    sharp.set_xscale("log")
+    sharp.set_xlabel("batch size")
+    sharp.set_ylabel("λ_max of the training loss")
+    sharp.set_title("sharpness of the solution")
+    line.plot(result.alphas, result.line_train_loss, label="train loss")
+    line.plot(result.alphas, result.line_test_loss, label="test loss")
+    line.axvline(0.0, color="grey", ls=":", lw=1)
+    line.axvline(1.0, color="grey", ls=":", lw=1)
+    line.set_yscale("log")
+    line.set_xlabel(f"α   (0: batch {sizes[0]}, 1: batch {sizes[-1]})")
+    line.set_ylabel("cross-entropy")
+    line.set_title("θ(α) = α·θ_large + (1 − α)·θ_small")
+    line.legend(fontsize=8)
+    return figure
+
+
+def momentum_figure(result: MomentumResult) -> Figure:
+    """Paths on the dip-valley surface and loss curves on the digits MLP."""
+    figure = new_figure(width=12, height=4.0)
+    surface, curves = figure.subplots(1, 2, width_ratios=[1.5, 1])
+    xs, ys, grid = result.surface_grid
+    surface.contourf(xs, ys, grid, levels=30, cmap="Greys")
+    for label, color in zip(result.surface_labels, ("#c05621", "#2b6cb0"), strict=False):
+        path = result.surface_path[label]
+        surface.plot([p[0] for p in path], [p[1] for p in path], "-", color=color, lw=1.5, label=label)
+        surface.plot(*result.surface_final[label], "o", color=color)
+    surface.set_title("the lab's valley with a local dip")
+    surface.set_xlabel("x")
+    surface.set_ylabel("y")
+    surface.legend(fontsize=8)
+    for label, losses in result.net_loss.items():
+        curves.plot(range(1, len(losses) + 1), losses, label=label)
+    curves.axhline(result.config.threshold, color="grey", ls=":", lw=1)
+    curves.set_yscale("log")
+    curves.set_xlabel("full-batch update")
+    curves.set_ylabel("training loss")
+    curves.set_title("digits MLP")
+    curves.legend(fontsize=8)
+    return figure
+
+
+def adaptive_figure(result: AdaptiveResult) -> Figure:
+    """Smoothed mini-batch loss curves of every run (solid: constant rate, dashed: cosine decay)."""
+    figure = new_figure(width=8, height=4.5)
+    axes = figure.subplots()
+    colors = {"sgd": "#4a5568", "adagrad": "#2f855a", "rmsprop": "#c05621", "adam": "#2b6cb0"}
+    for label, losses in result.losses.items():
+        name = label.removesuffix("+decay")
+        axes.plot(
+            _smooth(losses, 20),
+            color=colors.get(name, "k"),
+            ls="--" if label.endswith("+decay") else "-",
+            label=label,
+            lw=1.2,
+        )
+    axes.set_yscale("log")
+    axes.set_xlabel("update")
+    axes.set_ylabel("mini-batch loss (moving average of 20)")
+    axes.set_title("SGD vs Adagrad vs RMSProp vs Adam, with and without decay")
+    axes.legend(fontsize=8, ncol=2)
+    return figure
+
+
+def warmup_figure(result: WarmupResult) -> Figure:
+    """Loss curves, learning rates and the early spread of the adaptive learning rate."""
+    figure = new_figure(width=12, height=4.0)
+    loss, rate, spread = figure.subplots(1, 3)
+    colors = {"adam": "#c05621", "adam+warmup": "#2b6cb0", "radam": "#2f855a"}
+    seen: set[str] = set()
+    for r in result.runs:
+        label = r.variant if r.variant not in seen else None
+        seen.add(r.variant)
+        loss.plot(_smooth(r.losses, 5), color=colors[r.variant], lw=1, label=label)
+        if r.seed == result.config.seed:
+            rate.plot(r.lrs, color=colors[r.variant], label=r.variant)
+            spread.plot(
+                range(1, len(r.early_log_lr_std) + 1),
+                r.early_log_lr_std,
+                "o-",
+                ms=3,
+                color=colors[r.variant],
+                label=r.variant,
+            )
+    loss.set_yscale("log")
+    loss.set_xlabel("update")
+    loss.set_ylabel("training loss")
+    loss.set_title(f"tiny Transformer, {result.config.task}")
+    loss.legend(fontsize=8)
+    rate.set_xlabel("update")
+    rate.set_ylabel("η_t")
+    rate.set_title("learning rate")
+    spread.set_xlabel("update")
+    spread.set_ylabel("std of log10(η_t/σ_t) over parameters")
+    spread.set_title("early adaptive learning rate")
+    spread.legend(fontsize=8)
+    return figure
+
+
+def landscape_figure(result: LandscapeResult) -> Figure:
+    """1-D interpolation, the filter-normalised slice and the trajectory plane."""
+    figure = new_figure(width=13, height=4.2)
+    line, random_slice, plane = figure.subplots(1, 3)
+    line.plot(result.alphas, result.line_train_loss, label="train")
+    line.plot(result.alphas, result.line_test_loss, label="test")
+    line.axvline(0.0, color="grey", ls=":", lw=1)
+    line.axvline(1.0, color="grey", ls=":", lw=1)
+    line.set_yscale("log")
+    line.set_xlabel("α   (0: initialisation, 1: solution)")
+    line.set_ylabel("cross-entropy")
+    line.set_title("θ(α) = (1 − α)·θ₀ + α·θ*")
+    line.legend(fontsize=8)
+    import math
+
+    logs = [[math.log10(max(v, 1e-12)) for v in row] for row in result.filter_loss]
+    filled = random_slice.contourf(result.filter_axis, result.filter_axis, logs, levels=25, cmap="viridis")
+    random_slice.contour(
+        result.filter_axis, result.filter_axis, logs, levels=12, colors="white", linewidths=0.4
+    )
+    random_slice.plot(0, 0, "r*", ms=10)
+    figure.colorbar(filled, ax=random_slice, label="log10 loss")
+    random_slice.set_title("filter-normalised random slice")
+    random_slice.set_xlabel("δ₁")
+    random_slice.set_ylabel("δ₂")
+    logs = [[math.log10(max(v, 1e-12)) for v in row] for row in result.pca_loss]
+    filled = plane.contourf(result.pca_x, result.pca_y, logs, levels=25, cmap="viridis")
+    plane.contour(result.pca_x, result.pca_y, logs, levels=12, colors="white", linewidths=0.4)
+    plane.plot([p[0] for p in result.trajectory], [p[1] for p in result.trajectory], "r.-", ms=3, lw=1)
+    plane.plot(0, 0, "r*", ms=10)
+    figure.colorbar(filled, ax=plane, label="log10 loss")
+    e1, e2 = result.pca_explained
+    plane.set_title("training trajectory in its PCA plane")
+    plane.set_xlabel(f"PC1 ({e1:.0%})")
+    plane.set_ylabel(f"PC2 ({e2:.0%})")
+    return figure

@@ -1,0 +1,42 @@
+"""The labelled suite: stuck runs get the right verdict within 200 steps; healthy runs raise ≤ 1% false alarms."""
+
+from __future__ import annotations
+
+import pytest
+
+from ravine.diagnose import VerdictKind
+from ravine.diagnose.scenarios import HEALTHY, SCENARIOS, run_scenario
+
+HEALTHY_SEEDS = (0, 1, 2, 3)
+HEALTHY_STEPS = 420  # 6 scenarios x 4 seeds x 420 = 10,080 healthy steps
+
+
+def test_suite_covers_every_category_and_model() -> None:
+    kinds = {s.expected for s in SCENARIOS.values()}
+    assert kinds == set(VerdictKind) - {VerdictKind.HEALTHY, VerdictKind.CRITICAL_POINT}
+    assert len(SCENARIOS) >= 12
+    models = {s.model for s in SCENARIOS.values()}
+    assert {"linear regression", "MLP", "CNN", "deep linear"} <= models
+    optimizers = {s.optimizer for s in SCENARIOS.values()}
+    assert {"SGD", "momentum", "Adam", "Adagrad", "Adadelta (torch)"} <= optimizers
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_stuck_run_verdict_and_latency(name: str) -> None:
+    result = run_scenario(SCENARIOS[name])
+    assert result.monitor.errors == []
+    assert result.correct, f"{name}: got {result.verdict.kind.value}: {result.verdict.summary}"
+    assert result.latency is not None and result.latency <= 200, f"{name}: latency {result.latency}"
+    assert result.verdict.evidence and result.verdict.remedies
+
+
+@pytest.mark.parametrize("name", list(HEALTHY))
+def test_healthy_false_alarms(name: str) -> None:
+    judged = alarms = 0
+    for seed in HEALTHY_SEEDS:
+        result = run_scenario(HEALTHY[name], seed=seed, steps=HEALTHY_STEPS)
+        kinds = [kind for _, kind in result.monitor.timeline]
+        judged += len(kinds)
+        alarms += sum(kind is not VerdictKind.HEALTHY for kind in kinds)
+    # ≤ 1% of the verdicts given on healthy training (one verdict every 25 steps).
+    assert alarms <= 0.01 * judged + 1e-9 or alarms <= 1, f"{name}: {alarms}/{judged} false alarms"
