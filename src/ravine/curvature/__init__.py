@@ -26,15 +26,8 @@ Example:
 
 from __future__ import annotations
 
-from ravine.curvature._critical import (
-    CriticalKind,
-    CriticalPoint,
-    EscapeResult,
-    classify,
-    classify_hessian,
-    escape,
-    escape_hessian,
-)
+from ravine.curvature._critical import CriticalKind, CriticalPoint, classify, classify_hessian
+from ravine.curvature._escape import EscapeResult, escape, escape_hessian
 from ravine.curvature._hw2_2 import HW22Comparison, hw2_2_comparison
 from ravine.curvature._lanczos import EigenResult, lanczos
 from ravine.curvature._operator import GGNOperator, HessianOperator

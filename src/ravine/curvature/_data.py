@@ -28,8 +28,12 @@ def _is_single_batch(data: object) -> bool:
     )
 
 
-def check_data(data: object) -> None:
-    """Raise :class:`DataError` for data that is visibly empty or not batches at all."""
+def check_data(data: object, *, allow_empty: bool = False) -> None:
+    """Raise :class:`DataError` for data that is visibly empty or not batches at all.
+
+    ``allow_empty`` accepts an empty list of batches (a rank's shard under torch.distributed may be empty;
+    the passes still raise when no rank has any sample).
+    """
     if data is None:
         raise DataError("curvature: data is None; pass (inputs, targets), a list of batches or a DataLoader")
     if _is_single_batch(data):
@@ -44,7 +48,12 @@ def check_data(data: object) -> None:
         )
     if not isinstance(data, Iterable):
         raise DataError(f"curvature: data must be batches, got {type(data).__name__}")
-    if isinstance(data, Sized) and len(data) == 0:
+    if isinstance(data, Iterator):
+        raise DataError(
+            f"curvature: data is a one-shot iterator ({type(data).__name__}), but every product passes over "
+            "the data again; pass a list of batches or a DataLoader instead"
+        )
+    if isinstance(data, Sized) and len(data) == 0 and not allow_empty:
         raise DataError("curvature: data is empty (no batches); pass at least one (inputs, targets) batch")
 
 

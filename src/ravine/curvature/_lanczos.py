@@ -135,7 +135,9 @@ def lanczos(
     r"""The ``k`` largest and/or smallest eigenpairs of a symmetric operator, certified by residuals.
 
     Stops when every wanted pair has ‖Hx − θx‖ ≤ tol·max|θ|, the Krylov space is the whole space, or
-    ``max_hvps`` products are spent (pairs then carry ``converged=False``).
+    ``max_hvps`` products are spent (pairs then carry ``converged=False``). A residual certifies that an
+    eigenvalue lies within it of θ; like any single-vector Krylov method, Lanczos may find only one copy of
+    a repeated eigenvalue before its Krylov space becomes invariant (then it continues from a random vector).
 
     Args:
         A: A :class:`HessianOperator`, any object with ``shape`` and ``matmat``/``matvec``, or a square tensor.

@@ -4,6 +4,12 @@ SLQ: for a random unit probe z, m Lanczos steps give nodes θ_j and weights τ_j
 eigenvectors) with zᵀ f(H) z ≈ Σ_j τ_j² f(θ_j); averaging over probes estimates (1/n) tr f(H), i.e. the
 spectral density, the trace, and the shares of positive / negative / flat eigenvalues, with a standard
 error across probes.
+
+A share is the quadrature of a step function, which Gauss quadrature gets only approximately when m < n:
+a cluster of eigenvalues at the threshold (e.g. many exact zeros) is smeared onto the nearest nodes. The
+Chebyshev-Markov-Stieltjes inequalities bound that error per probe by the weights of the two nodes next to
+the threshold; ravine reports the bound next to the standard error (zero when every probe's Krylov space
+became invariant, where the quadrature is exact).
 """
 
 from __future__ import annotations
@@ -33,9 +39,13 @@ class SpectralDensity:
         sigma: Width of the Gaussian kernel.
         positive_share, negative_share, flat_share: Estimated shares of eigenvalues > thr, < −thr and
             within ±thr, where thr = eps · max |λ|.
-        positive_stderr, negative_stderr, flat_stderr: Standard errors of the shares across probes.
+        positive_stderr, negative_stderr, flat_stderr: Standard errors of the shares across probes (the
+            random part of the error).
+        positive_bound, negative_bound, flat_bound: Bounds on the quadrature part of the error (mean over
+            probes of the Chebyshev-Markov-Stieltjes bound); |share − truth| ≲ 3·stderr + bound.
         minimum_ratio: positive / (positive + negative), flat eigenvalues left out.
         minimum_ratio_stderr: Its jackknife standard error across probes.
+        minimum_ratio_bound: The quadrature part of its error, from the share bounds.
         trace: Estimated trace n · mean_p Σ_j τ²θ, with ``trace_stderr``.
         eps: The relative flat threshold; ``threshold`` = eps · ``lambda_abs_max``.
         num_probes, num_steps, num_hvps: Work done.
@@ -52,8 +62,12 @@ class SpectralDensity:
     positive_stderr: float
     negative_stderr: float
     flat_stderr: float
+    positive_bound: float
+    negative_bound: float
+    flat_bound: float
     minimum_ratio: float
     minimum_ratio_stderr: float
+    minimum_ratio_bound: float
     trace: float
     trace_stderr: float
     eps: float
@@ -80,6 +94,23 @@ def _rademacher(n: int, k: int, generator: torch.Generator, device: torch.device
 
 def _stderr(values: Tensor) -> float:
     return float(values.std(unbiased=True) / math.sqrt(values.shape[0])) if values.shape[0] > 1 else math.inf
+
+
+def _below(nodes: Tensor, weights: Tensor, used: Tensor, t: float, *, strict: bool) -> tuple[Tensor, Tensor]:
+    """Per probe: the quadrature of μ(−∞, t] (or μ(−∞, t) if strict) and its Chebyshev-Markov-Stieltjes bound.
+
+    With nodes x_1 < … < x_m and weights w_j of the Gauss rule of a measure μ, Σ_{j<k} w_j ≤ μ(−∞, x_k) ≤
+    μ(−∞, x_k] ≤ Σ_{j≤k} w_j; so μ(−∞, t] lies within the weight of the nodes adjacent to t of the plain
+    quadrature sum: below by the weight of the largest node on the left, above by that of the smallest on
+    the right. The bound returned is the larger of the two.
+    """
+    left = used & ((nodes < t) if strict else (nodes <= t))
+    right = used & ~left
+    estimate = (weights * left).sum(1)
+    inf = torch.full_like(nodes, math.inf)
+    w_left = weights.gather(1, torch.where(left, nodes, -inf).argmax(1, keepdim=True))[:, 0] * left.any(1)
+    w_right = weights.gather(1, torch.where(right, nodes, inf).argmin(1, keepdim=True))[:, 0] * right.any(1)
+    return estimate, torch.maximum(w_left, w_right)
 
 
 def spectral_density(
@@ -128,6 +159,7 @@ def spectral_density(
     alpha = torch.zeros(P, m, dtype=torch.float64)
     beta = torch.zeros(P, m, dtype=torch.float64)
     length = torch.full((P,), m, dtype=torch.long)
+    invariant = torch.zeros(P, dtype=torch.bool)
     alive = torch.ones(P, dtype=torch.bool, device=device)
     hvps = 0
     for j in range(m):
@@ -142,7 +174,7 @@ def spectral_density(
         scale = alpha[:, : j + 1].abs().max(dim=1).values.to(device).clamp_min(1e-300)
         stopped = alive & (b <= 1e-10 * scale)
         for p in torch.nonzero(stopped).flatten().tolist():
-            length[p] = j + 1
+            length[p], invariant[p] = j + 1, True
         alive = alive & ~stopped
         if j + 1 < m:
             beta[:, j] = torch.where(alive, b, torch.zeros_like(b)).cpu()
@@ -160,9 +192,14 @@ def spectral_density(
     safe_nodes = torch.where(finite, nodes, torch.zeros_like(nodes))
     lambda_abs_max = float(safe_nodes.abs().max())
     threshold = eps * lambda_abs_max
-    positive = (weights * (safe_nodes > threshold)).sum(1)
-    negative = (weights * (safe_nodes < -threshold)).sum(1)
+    not_positive, positive_bound = _below(safe_nodes, weights, finite, threshold, strict=False)
+    negative, negative_bound = _below(safe_nodes, weights, finite, -threshold, strict=True)
+    positive = 1.0 - not_positive
     flat = 1.0 - positive - negative
+    # quadrature is exact where a probe's Krylov space became invariant (or is the whole space)
+    exact = invariant | (length >= n)
+    positive_bound = torch.where(exact, torch.zeros_like(positive_bound), positive_bound)
+    negative_bound = torch.where(exact, torch.zeros_like(negative_bound), negative_bound)
     traces = n * (weights * safe_nodes).sum(1)
     low, high = float(safe_nodes[finite].min()), float(safe_nodes[finite].max())
     width = max(high - low, 1e-12 * max(lambda_abs_max, 1e-300), 1e-300)
@@ -180,6 +217,12 @@ def spectral_density(
         ratio_stderr = float(math.sqrt((P - 1) / P * float(((loo - loo.mean()) ** 2).sum())))
     else:
         ratio_stderr = math.inf
+    pos_bound, neg_bound = float(positive_bound.mean()), float(negative_bound.mean())
+    low_p, high_p = max(mean_positive - pos_bound, 0.0), min(mean_positive + pos_bound, 1.0)
+    low_n, high_n = max(mean_negative - neg_bound, 0.0), min(mean_negative + neg_bound, 1.0)
+    ratio_low = low_p / (low_p + high_n) if low_p + high_n > 0 else 0.0
+    ratio_high = high_p / (high_p + low_n) if high_p + low_n > 0 else 1.0
+    ratio_bound = max(ratio - ratio_low, ratio_high - ratio, 0.0)
     return SpectralDensity(
         grid=grid,
         density=density,
@@ -192,8 +235,12 @@ def spectral_density(
         positive_stderr=_stderr(positive),
         negative_stderr=_stderr(negative),
         flat_stderr=_stderr(flat),
+        positive_bound=pos_bound,
+        negative_bound=neg_bound,
+        flat_bound=pos_bound + neg_bound,
         minimum_ratio=ratio,
         minimum_ratio_stderr=ratio_stderr,
+        minimum_ratio_bound=ratio_bound,
         trace=float(traces.mean()),
         trace_stderr=_stderr(traces),
         eps=eps,

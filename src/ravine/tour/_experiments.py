@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ravine.experiments._base import ClaimCheck
 from ravine.tour._model import Chapter, Claim, Progress
 
 __all__ = ["experiment_chapter"]
@@ -24,14 +25,20 @@ def experiment_chapter(name: str, *, full: bool, progress: Progress) -> Chapter:
         title=experiment.title,
         text=experiment.explanation,
         table=table,
-        claims=[Claim(result.claim, _measured(result.notes, table), bool(result.holds))],
+        claims=_claims(result.claim, result.claims, result.notes, table, holds=bool(result.holds)),
         figures=[(f"experiment-{name}", experiment.figure(result), experiment.title)],
         notes=list(result.notes),
     )
 
 
-def _measured(notes: list[str], table: list[list[object]]) -> str:
-    """The first note (it states the numbers behind the verdict), else the table's size."""
-    if notes:
-        return notes[0]
-    return f"see the table ({max(len(table) - 1, 0)} rows)"
+def _claims(
+    claim: str, checks: list[ClaimCheck], notes: list[str], table: list[list[object]], *, holds: bool
+) -> list[Claim]:
+    """One tour claim per checked claim, with the numbers it rests on as "measured".
+
+    An experiment that checked nothing separately falls back to its overall claim and its first note.
+    """
+    if checks:
+        return [Claim(check.statement, check.evidence, check.holds) for check in checks]
+    measured = notes[0] if notes else f"see the table ({max(len(table) - 1, 0)} rows)"
+    return [Claim(claim, measured, holds)]

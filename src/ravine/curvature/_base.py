@@ -1,0 +1,383 @@
+"""The machinery shared by the Hessian and Gauss-Newton operators: data passes, products, dense().
+
+A pass evaluates a per-batch function at the selected parameters for every batch, weights it by the batch
+size and divides by the number of samples, so any split of the data gives the full-batch mean. Under
+:mod:`torch.distributed` each rank holds a shard and the weighted sums (and sample counts) are all-reduced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, vmap
+
+from ravine.curvature._data import DataLike, batch_size, check_data, iter_batches, move_batch
+from ravine.curvature._model import evaluation_mode, human_bytes, select_parameters, warn_about_layers
+from ravine.errors import (
+    ConfigError,
+    CurvatureError,
+    DataError,
+    MemoryBudgetError,
+    NonFiniteError,
+    RavineError,
+)
+
+__all__ = ["CurvatureOperator", "LossFn", "load_forward_ad"]
+
+LossFn = Callable[[Any, Any], Tensor]
+PerBatch = Callable[[dict[str, Tensor], dict[str, Tensor], Any, Any], Tensor]
+
+
+@functools.cache
+def load_forward_ad() -> None:
+    """Import torch's forward-AD decompositions once, without the DeprecationWarning torch itself raises.
+
+    torch loads them on the first ``jvp`` and scripts them with ``torch.jit.script``, which warns; under
+    ``-W error`` (as in many test suites) that warning would break the first Hessian-vector product.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is", category=DeprecationWarning)
+        with contextlib.suppress(ImportError):  # other torch versions may not have the module
+            import torch._decomp.decompositions_for_jvp  # noqa: F401
+
+
+class CurvatureOperator:
+    """Shared machinery: parameter selection, data passes, train/eval mode, distributed reduction.
+
+    Subclasses define :meth:`_batch_products`, the product of one batch's matrix with one vector.
+    """
+
+    _what = "curvature"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        data: DataLike,
+        *,
+        params: Sequence[str] | Sequence[nn.Parameter] | None = None,
+        dtype: torch.dtype | None = None,
+        train_mode: bool = False,
+        distributed: bool | None = None,
+        process_group: Any = None,
+        max_dense_bytes: int = 2**30,
+        chunk_size: int | None = 64,
+        allow_zero: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"curvature: model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise ConfigError(f"curvature: loss_fn must be callable, got {type(loss_fn).__name__}")
+        if max_dense_bytes <= 0:
+            raise ConfigError(f"curvature: max_dense_bytes must be positive, got {max_dense_bytes=}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ConfigError(f"curvature: chunk_size must be a positive int or None, got {chunk_size=}")
+        if dtype is not None and not dtype.is_floating_point:
+            raise ConfigError(f"curvature: dtype must be a floating dtype, got {dtype=}")
+        available = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if distributed and not available:
+            raise ConfigError(
+                "curvature: distributed=True needs an initialised torch.distributed process group; call "
+                "torch.distributed.init_process_group(...) first or leave distributed=None"
+            )
+        self.distributed = bool(available if distributed is None else distributed)
+        check_data(data, allow_empty=self.distributed)
+        self.model = model
+        self.loss_fn = loss_fn
+        self.data = data
+        self.train_mode = train_mode
+        self.max_dense_bytes = int(max_dense_bytes)
+        self.chunk_size = chunk_size
+        self.allow_zero = allow_zero
+        self.seed = seed
+        self.num_hvps = 0
+        self._names = select_parameters(model, params)
+        named = dict(model.named_parameters())
+        first = named[self._names[0]]
+        self.dtype: torch.dtype = dtype or first.dtype
+        self.device: torch.device = first.device
+        self._shapes = [named[name].shape for name in self._names]
+        self._numels = [named[name].numel() for name in self._names]
+        self._numel = sum(self._numels)
+        self.process_group = process_group
+        self._num_samples: int | None = None
+        self._checked_nonzero = False
+        self._batch_seed = 0
+        warn_about_layers(model, train_mode)
+
+    # ------------------------------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n, n)`` with n the number of selected parameters."""
+        return (self._numel, self._numel)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Names of the selected parameters, in the order of the flat vector."""
+        return list(self._names)
+
+    @property
+    def num_samples(self) -> int:
+        """Number of samples over all batches (and all ranks); computed by the first pass."""
+        if self._num_samples is None:
+            self.loss()
+        assert self._num_samples is not None
+        return self._num_samples
+
+    def parameters_flat(self) -> Tensor:
+        """The selected parameters' current values as one flat vector in the operator's dtype."""
+        named = dict(self.model.named_parameters())
+        return torch.cat([named[name].detach().reshape(-1).to(self.dtype) for name in self._names])
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        """Split a flat vector (or a ``(k, n)`` batch of them) into ``{name: tensor}`` shaped like the params."""
+        lead = flat.shape[:-1]
+        if flat.dim() == 0 or flat.shape[-1] != self._numel:
+            raise ConfigError(
+                f"curvature: expected vectors of length {self._numel} (the number of selected parameters), "
+                f"got shape {tuple(flat.shape)}"
+            )
+        pieces = torch.split(flat, self._numels, dim=-1)
+        return {
+            name: piece.reshape(*lead, *shape)
+            for name, piece, shape in zip(self._names, pieces, self._shapes, strict=True)
+        }
+
+    def _flatten(self, tensors: dict[str, Tensor]) -> Tensor:
+        return torch.cat([tensors[name].reshape(-1) for name in self._names])
+
+    # ----------------------------------------------------------------------------------------- passes
+    def _constants(self) -> dict[str, Tensor]:
+        """Parameters that are not selected, and buffers, cast to the working dtype (not differentiated)."""
+        chosen = set(self._names)
+        out: dict[str, Tensor] = {}
+        for name, p in self.model.named_parameters():
+            if name not in chosen:
+                out[name] = p.detach().to(self.dtype) if p.is_floating_point() else p.detach()
+        for name, buffer in self.model.named_buffers():
+            value = buffer.detach()
+            out[name] = value.to(self.dtype) if value.is_floating_point() else value
+        return out
+
+    def _loss_of(
+        self, variables: dict[str, Tensor], constants: dict[str, Tensor], args: Any, targets: Any
+    ) -> Tensor:
+        outputs = functional_call(self.model, (variables, constants), args)
+        return self._loss_of_outputs(outputs, targets)
+
+    def _loss_of_outputs(self, outputs: Any, targets: Any) -> Tensor:
+        loss = self.loss_fn(outputs, targets)
+        if not isinstance(loss, Tensor):
+            raise CurvatureError(f"curvature: loss_fn must return a tensor, got {type(loss).__name__}")
+        if loss.dim() != 0:
+            raise CurvatureError(
+                f"curvature: loss_fn must return a scalar (the mean loss of the batch), got shape "
+                f"{tuple(loss.shape)}; use reduction='mean' or call .mean()"
+            )
+        return loss
+
+    def _reseed(self) -> None:
+        """Restart the random stream of the current batch: one dropout mask per batch, whatever the pass."""
+        torch.manual_seed(self._batch_seed)
+
+    def _pass(
+        self,
+        what: str,
+        per_batch: PerBatch,
+        empty: tuple[tuple[int, ...], torch.dtype],
+        params: Tensor | None = None,
+    ) -> Tensor:
+        """Size-weighted mean over all batches (and ranks) of ``per_batch``'s result."""
+        flat = self.parameters_flat() if params is None else params.to(device=self.device, dtype=self.dtype)
+        variables = self.unflatten(flat)
+        constants = self._constants()
+        total: Tensor | None = None
+        count, index = 0, -1
+        try:
+            devices = [self.device] if self.device.type == "cuda" else []
+            with evaluation_mode(self.model, self.train_mode), torch.random.fork_rng(devices=devices):
+                for index, batch in enumerate(iter_batches(self.data)):
+                    size = batch_size(batch)
+                    if size == 0:
+                        continue
+                    args, targets = move_batch(batch, self.dtype, self.device)
+                    self._batch_seed = self.seed * 1_000_003 + index
+                    self._reseed()
+                    value = per_batch(variables, constants, args, targets).detach() * size
+                    total = value if total is None else total + value
+                    count += size
+        except RavineError:
+            raise
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CurvatureError(
+                f"curvature: torch.func could not compute the {what} on batch {index} ({type(error).__name__}: "
+                f"{first}). If the model and loss run on this batch outside ravine, an operation is not twice "
+                "differentiable with torch.func (forward-mode AD over reverse mode): custom "
+                "autograd.Functions need setup_context and jvp, and in-place updates of buffers fail"
+            ) from error
+        if self.distributed:
+            packed = torch.tensor([float(count)], dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(packed, group=self.process_group)
+            if total is None:
+                total = torch.zeros(empty[0], dtype=empty[1], device=self.device)
+            torch.distributed.all_reduce(total, group=self.process_group)
+            count = int(packed.item())
+        if count == 0 or total is None:
+            raise DataError(
+                "curvature: data is empty (no samples in any batch); pass (inputs, targets) with at least one "
+                "row, a list of such batches or a DataLoader over a non-empty dataset"
+            )
+        self._num_samples = count
+        return total / count
+
+    # ------------------------------------------------------------------------------ value, gradient
+    def loss(self, params: Tensor | None = None) -> float:
+        """Mean loss over all the data, at the current parameters or at a flat vector ``params``."""
+
+        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any) -> Tensor:
+            with torch.no_grad():
+                return self._loss_of(v, c, args, targets).reshape(1).to(torch.float64)
+
+        value = float(self._pass("loss", per_batch, ((1,), torch.float64), params)[0].item())
+        if not math.isfinite(value):
+            raise NonFiniteError(
+                f"curvature: the mean loss is {value} at the given parameters; check the data (NaN/inf inputs or "
+                "targets), the model and the loss function (e.g. log of 0)"
+            )
+        return value
+
+    def gradient(self) -> Tensor:
+        """The full-data gradient ∇L as a flat vector (in the operator's dtype)."""
+
+        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any) -> Tensor:
+            g, value = grad_and_value(lambda p: self._loss_of(p, c, args, targets))(v)
+            if not torch.isfinite(value):
+                raise NonFiniteError(
+                    f"curvature: the loss of a batch is {value.item()}; check the data (NaN/inf inputs or "
+                    "targets), the model and the loss function"
+                )
+            return self._flatten(g)
+
+        g = self._pass("gradient", per_batch, ((self._numel,), self.dtype))
+        if not torch.isfinite(g).all():
+            raise NonFiniteError("curvature: the gradient has NaN/inf entries; check the data and model")
+        return g
+
+    # ----------------------------------------------------------------------------------- products
+    def _batch_products(
+        self, v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any, vectors: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def _products(self, V: Tensor, params: Tensor | None = None) -> Tensor:
+        """``(n, k)`` products with the columns of V, at the current parameters or at ``params``."""
+        load_forward_ad()
+        k = V.shape[1]
+        rows = V.T.to(device=self.device, dtype=self.dtype).contiguous()
+        step = k if self.chunk_size is None else self.chunk_size
+
+        def one(v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any, u: Tensor) -> Tensor:
+            return self._flatten(self._batch_products(v, c, args, targets, self.unflatten(u)))
+
+        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any) -> Tensor:
+            outs = []
+            for start in range(0, k, step):
+                block = rows[start : start + step]
+                self._reseed()  # the same dropout mask for every chunk of vectors
+                if block.shape[0] == 1:
+                    outs.append(one(v, c, args, targets, block[0])[None])
+                else:
+                    outs.append(vmap(lambda u: one(v, c, args, targets, u), randomness="same")(block))
+            return torch.cat(outs)
+
+        result = self._pass(f"{self._what}-vector product", per_batch, ((k, self._numel), self.dtype), params)
+        return result.T
+
+    def matmat(self, V: Tensor) -> Tensor:
+        """Product with the columns of ``V`` (shape ``(n, k)``); counts k products in :attr:`num_hvps`."""
+        if not isinstance(V, Tensor) or V.dim() != 2 or V.shape[0] != self._numel:
+            got = tuple(V.shape) if isinstance(V, Tensor) else type(V).__name__
+            raise ConfigError(
+                f"curvature: matmat expects a tensor of shape ({self._numel}, k) (one column per vector), got {got}"
+            )
+        result = self._products(V)
+        self.num_hvps += V.shape[1]
+        if not torch.isfinite(result).all():
+            raise NonFiniteError(
+                f"curvature: the {self._what}-vector product has NaN/inf entries; the loss or its derivatives "
+                "are not finite at these parameters (check loss(): NaN/inf data, log of 0, overflow)"
+            )
+        if not self._checked_nonzero and bool((V != 0).any()):
+            self._checked_nonzero = True
+            if not self.allow_zero and bool((result == 0).all()):
+                self._check_not_identically_zero()
+        return result
+
+    def _check_not_identically_zero(self) -> None:
+        """Raise if the products vanish for a random vector both here and at a perturbed point.
+
+        A genuinely zero matrix at this point (e.g. a deep linear network at all-zero weights, a
+        higher-order saddle) becomes non-zero nearby; an operation without second derivatives (round,
+        sign, detach) or a loss piecewise linear in the parameters gives zero everywhere.
+        """
+        generator = torch.Generator(device="cpu").manual_seed(12345)
+        probe = torch.randn(self._numel, 1, dtype=torch.float64, generator=generator)
+        if bool((self._products(probe) != 0).any()):
+            return
+        theta = self.parameters_flat().to(torch.float64)
+        spread = float(theta.abs().mean()) or 1.0
+        nearby = theta + 0.1 * spread * torch.randn(self._numel, dtype=torch.float64, generator=generator)
+        try:
+            zero_nearby = bool((self._products(probe, nearby) == 0).all())
+        except RavineError:
+            zero_nearby = True
+        if zero_nearby:
+            raise CurvatureError(
+                f"curvature: the {self._what}-vector product is identically zero (here and at a nearby point), so "
+                "second derivatives do not reach the selected parameters: an operation is not twice "
+                "differentiable (e.g. round, sign, argmax, detach, a custom autograd.Function with a "
+                "non-differentiable backward) or the loss is piecewise linear in them. Pass allow_zero=True if "
+                "a zero matrix is expected"
+            )
+
+    def matvec(self, v: Tensor) -> Tensor:
+        """The product with one flat vector ``v`` of length n."""
+        if not isinstance(v, Tensor) or v.dim() != 1 or v.shape[0] != self._numel:
+            got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            raise ConfigError(
+                f"curvature: matvec expects a flat vector of shape ({self._numel},) (one entry per selected "
+                f"parameter; see unflatten/parameters_flat), got {got}"
+            )
+        return self.matmat(v[:, None])[:, 0]
+
+    def __matmul__(self, other: Tensor) -> Tensor:
+        return self.matvec(other) if isinstance(other, Tensor) and other.dim() == 1 else self.matmat(other)
+
+    def dense(self) -> Tensor:
+        """The whole n × n matrix (for small models); raises :class:`MemoryBudgetError` if it would not fit."""
+        n = self._numel
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        needed = n * n * itemsize
+        if needed > self.max_dense_bytes:
+            raise MemoryBudgetError(
+                f"curvature: the dense {n:,} × {n:,} {self._what} matrix in {self.dtype} needs "
+                f"{human_bytes(needed)}, over the limit max_dense_bytes={human_bytes(self.max_dense_bytes)}; use "
+                "lanczos() / spectral_density() on the operator, select fewer params, or raise max_dense_bytes"
+            )
+        eye = torch.eye(n, dtype=self.dtype, device=self.device)
+        H = torch.cat([self.matmat(eye[:, s : s + 256]) for s in range(0, n, 256)], dim=1)
+        return (H + H.T) / 2
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n={self._numel:,}, dtype={self.dtype}, params={len(self._names)} tensors)"
+        )

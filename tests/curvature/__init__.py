@@ -1,0 +1,1 @@
+"""Tests of ravine.curvature against dense torch.func references."""

@@ -1,0 +1,85 @@
+"""Data-parallel curvature on torch.distributed (gloo, 2 processes on this machine) equals one process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from ravine.curvature import HessianOperator, lanczos, spectral_density
+
+from ._distributed_worker import CUTS
+from ._helpers import F64, build, relative_error, split
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
+
+
+def _run_ranks(tmp_path: Path, world: int = 2) -> list[dict[str, Any]]:
+    tests_dir = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tests_dir), env.get("PYTHONPATH", "")])
+    if sys.platform.startswith("linux"):
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # stay on the loopback interface
+    init_file = tmp_path / "rendezvous"
+    outs = [tmp_path / f"rank{rank}.pt" for rank in range(world)]
+    processes = [
+        subprocess.Popen(
+            # -W error: like pytest's filterwarnings, and proves the first jvp leaks no torch warning
+            [
+                sys.executable,
+                "-W",
+                "error",
+                "-m",
+                "curvature._distributed_worker",
+                *map(str, (rank, world, init_file, outs[rank])),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(world)
+    ]
+    logs = []
+    try:
+        for process in processes:
+            logs.append(process.communicate(timeout=120)[0])
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for rank, process in enumerate(processes):
+        assert process.returncode == 0, f"rank {rank} failed:\n{logs[rank]}"
+    return [torch.load(out, weights_only=False) for out in outs]
+
+
+def test_two_gloo_ranks_with_unequal_shards_equal_a_single_process(tmp_path: Path) -> None:
+    ranks = _run_ranks(tmp_path)
+    model, loss_fn, x, y = build("mlp-ce")
+    H = HessianOperator(model, loss_fn, (x, y))
+    assert not H.distributed
+    V = torch.randn(H.shape[0], 3, generator=torch.Generator().manual_seed(5), dtype=F64)
+    top = lanczos(H, 3, which="both", tol=1e-10)
+    density = spectral_density(H, num_probes=4, num_steps=10, seed=2)
+    alone = HessianOperator(model, loss_fn, split(x, y, CUTS)[:2])
+    for result in ranks:
+        assert result["distributed"] is True and result["converged"] is True
+        assert result["num_samples"] == 36 and result["lone_samples"] == 23
+        assert relative_error(result["products"], H @ V) < 1e-12
+        assert relative_error(result["gradient"], H.gradient()) < 1e-12
+        assert result["loss"] == pytest.approx(H.loss(), rel=1e-13)
+        assert relative_error(result["eigenvalues"], top.eigenvalues) < 1e-10
+        assert bool((result["residuals"] <= 1e-10 * top.scale).all())
+        torch.testing.assert_close(
+            result["density_nodes"], density.nodes, rtol=1e-8, atol=1e-12, equal_nan=True
+        )
+        assert relative_error(result["lone_products"], alone @ V) < 1e-12
+    # the all-reduced results are the same on both ranks, to the bit
+    assert torch.equal(ranks[0]["products"], ranks[1]["products"])
+    assert torch.equal(ranks[0]["eigenvalues"], ranks[1]["eigenvalues"])
