@@ -55,7 +55,9 @@ case "$command" in
     bench)
         shift
         ensure_env
-        "$VENV/bin/python" -m pip install --quiet -e ".[dev,bench]"
+        # the peers' dependencies (torchvision via backpack) would pull the newest torch: keep the one we have
+        "$VENV/bin/python" -c 'import torch; print("torch==" + torch.__version__)' > "$VENV/torch-constraint.txt"
+        "$VENV/bin/python" -m pip install --quiet -e ".[dev,bench]" -c "$VENV/torch-constraint.txt"
         export MPLBACKEND=Agg
         if [ $# -gt 0 ]; then
             exec "$VENV/bin/python" -m "benchmarks.$1" "${@:2}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ravine.cli import DEFAULT_OUT, app, console
@@ -53,7 +54,8 @@ def run_experiment(
     show: bool = True,
 ) -> Any:
     """Run experiment ``name`` with a rich progress bar, save its figure and numbers under ``out``, print
-    its table, claim and notes; returns the result."""
+    its table, its claim, every checked part of it (held or not, with the numbers) and its notes; returns the
+    result."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ravine.experiments import REGISTRY
@@ -92,12 +94,21 @@ def run_experiment(
         for row in rows:
             table.add_row(*(str(cell) for cell in row))
         console.print(table)
-        mark = "[green]holds[/]" if result.holds else "[red]does not hold[/]"
-        console.print(f"[bold]Claim:[/] {result.claim} — {mark}")
+        console.print(f"[bold]Claim:[/] {result.claim} — {_mark(result.holds, 'holds', 'does not hold')}")
+        for check in result.claims:
+            console.print(
+                f"  {_mark(check.holds, '✓ held', '✗ did not hold')}: {check.statement}", highlight=False
+            )
+            console.print(f"      [dim]{escape(check.evidence)}[/]", highlight=False)
         for note in result.notes:
             console.print(f"  • {note}", highlight=False)
         console.print(f"Wrote {', '.join(str(p) for p in [*written, numbers])}")
     return result
+
+
+def _mark(holds: bool, yes: str, no: str) -> str:
+    """``yes`` in green or ``no`` in red (rich markup)."""
+    return f"[green]{yes}[/]" if holds else f"[red]{no}[/]"
 
 
 def _make_command(name: str) -> Callable[..., None]:

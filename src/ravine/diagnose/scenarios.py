@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ravine._threads import single_threaded
 from ravine.diagnose import Monitor, MonitorConfig, Verdict, VerdictKind
 from ravine.diagnose._scenario_runs import (
     Run,
@@ -311,6 +312,7 @@ def _first_spike(losses: list[float], factor: float) -> int | None:
     return None
 
 
+@single_threaded
 def run_scenario(
     scenario: Scenario,
     *,

@@ -78,11 +78,11 @@ REGISTRY: dict[str, Experiment] = {
             "gradient "
             "helps optimisation; Keskar et al. add that large batches end in sharp minima (a canyon) and "
             "small "
-            "ones in flat minima (a plain), which generalise better. The same MNIST-1D MLP is trained at "
-            "each "
-            "batch size with its learning rate tuned on the training loss; λ_max of the training loss "
-            "measures "
-            "sharpness, and the loss along the line between the small- and large-batch solutions is drawn."
+            "ones in flat minima (a plain), which generalise better. The same MNIST-1D MLP is trained for the "
+            "same epochs with a small batch and one of 10% of the data, at every rate of a grid; the batch "
+            "sizes are compared at their own tuned rates (tuned on the training loss) and at one shared rate. "
+            "λ_max of the training loss measures sharpness, and the loss along the line between the small- "
+            "and large-batch solutions is drawn."
         ),
         config_type=batch.BatchConfig,
         run=batch.run,
@@ -129,7 +129,8 @@ REGISTRY: dict[str, Experiment] = {
             "σ_t is a statistic that is unreliable after a few updates — RAdam's explanation is the large "
             "variance of the early adaptive learning rate, which it rectifies instead. A tiny post-LN "
             "Transformer learns to sort digits with Adam, Adam with the Transformer schedule "
-            "d^-0.5·min(t^-0.5, t·w^-1.5), and RAdam, all at the same high peak rate."
+            "d^-0.5·min(t^-0.5, t·w^-1.5), and RAdam, all at the same high peak rate and the same decay after "
+            "it; the variance of the early adaptive rate is measured over independent mini-batch streams."
         ),
         config_type=warmup.WarmupConfig,
         run=warmup.run,

@@ -6,15 +6,14 @@ RNG is left untouched) and mini-batches are drawn from an explicit :class:`torch
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ParamSpec, TypeVar
 
 import torch
 from torch import nn
 
+from ravine._threads import single_threaded
 from ravine.errors import ConfigError, NonFiniteError
 
 __all__ = [
@@ -25,6 +24,7 @@ __all__ = [
     "evaluate",
     "flat_params",
     "loss_at",
+    "loss_below",
     "mlp",
     "no_progress",
     "set_flat_params",
@@ -38,29 +38,6 @@ ProgressFn = Callable[[str, float], None]
 
 def no_progress(stage: str, fraction: float) -> None:
     """A :data:`ProgressFn` that does nothing."""
-
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def single_threaded(function: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``function`` with torch's intra-op threads set to 1, restoring the previous count afterwards.
-
-    The experiments' nets are tiny: their kernels take microseconds, and a second thread only adds
-    synchronisation — on a busy 2-core machine one training step took 78 ms with 2 threads and 0.7 ms with 1.
-    """
-
-    @functools.wraps(function)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return function(*args, **kwargs)
-        finally:
-            torch.set_num_threads(previous)
-
-    return wrapper
 
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
@@ -140,6 +117,20 @@ def loss_at(
     """Loss of ``model`` with its parameters replaced by the flat ``vector`` (the model is modified)."""
     set_flat_params(model, vector)
     return float(loss_fn(model(x), y))
+
+
+def loss_below(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: float, *, every: int
+) -> Callable[[int], bool] | None:
+    """A ``stop_when`` for :func:`train`: true once the full-batch cross-entropy on ``(x, y)`` is at most
+    ``target`` (checked every ``every`` updates); ``None`` (never stop) if ``target`` is not positive."""
+    if target <= 0:
+        return None
+
+    def check(done: int) -> bool:
+        return done % max(1, every) == 0 and evaluate(model, x, y)[0] <= target
+
+    return check
 
 
 @dataclass

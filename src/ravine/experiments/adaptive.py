@@ -27,7 +27,7 @@ from torch import nn
 
 from ravine.data import Dataset, digits, mnist1d
 from ravine.errors import ConfigError
-from ravine.experiments._base import check_positive, format_rows
+from ravine.experiments._base import ClaimCheck, check_positive, format_rows
 from ravine.experiments._training import ProgressFn, evaluate, mlp, no_progress, single_threaded, train
 
 __all__ = ["AdaptiveConfig", "AdaptiveResult", "run"]
@@ -116,6 +116,7 @@ class AdaptiveResult:
     search: list[tuple[str, float, float]]
     claim: str = CLAIM
     holds: bool = False
+    claims: list[ClaimCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> list[list[object]]:
@@ -278,11 +279,10 @@ def run(config: AdaptiveConfig | None = None, *, progress: ProgressFn | None = N
     for label, curve in losses.items():
         tail = torch.tensor(curve[-max(2, len(curve) // 10) :])
         spread[label] = float(tail.std())
-    best_adaptive = min(final["rmsprop"], final["adam"])
-    beats_sgd = best_adaptive < final["sgd"]
     decay_helps = sum(spread[f"{name}+decay"] < spread[name] for name in OPTIMIZERS)
     decay_lower = sum(final[f"{name}+decay"] < final[name] for name in OPTIMIZERS)
-    holds = beats_sgd and final["rmsprop"] < final["sgd"] and final["adam"] < final["sgd"]
+    claims = [_beats_sgd(name, final, rates) for name in ("rmsprop", "adam")]
+    holds = all(check.holds for check in claims)
     notes = [
         f"{data.name}, {len(y)} training samples; MLP "
         f"{data.num_features}-{config.hidden}-{config.hidden}-10; batch "
@@ -320,7 +320,22 @@ def run(config: AdaptiveConfig | None = None, *, progress: ProgressFn | None = N
         dict(rates),
         search,
         holds=holds,
+        claims=claims,
         notes=notes,
+    )
+
+
+_TITLES = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSProp", "adam": "Adam"}
+
+
+def _beats_sgd(name: str, final: dict[str, float], rates: dict[str, float]) -> ClaimCheck:
+    """The check that optimizer ``name`` (constant rate) ends below SGD's full-batch training loss."""
+    title = _TITLES[name]
+    return ClaimCheck(
+        f"{title} reaches a lower training loss than plain SGD with the same budget (each at its best rate).",
+        final[name] < final["sgd"],
+        f"final training loss: {title} (lr {rates[name]:g}) {final[name]:.4f}, "
+        f"SGD (lr {rates['sgd']:g}) {final['sgd']:.4f}",
     )
 
 

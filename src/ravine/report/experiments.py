@@ -80,13 +80,24 @@ def batch_figure(result: BatchResult) -> Figure:
     sizes = [r.batch_size for r in chosen]
     accuracy.plot(sizes, [r.train_accuracy for r in chosen], "o-", label="train")
     accuracy.plot(sizes, [r.test_accuracy for r in chosen], "s-", label="test (validation)")
+    shared = chosen[0].lr
+    accuracy.plot(
+        sizes,
+        [result.mean(size, shared).test_accuracy for size in sizes],
+        "s--",
+        color="grey",
+        label=f"test, all at lr {shared:g}",
+    )
     accuracy.set_xscale("log")
     accuracy.set_xlabel("batch size")
     accuracy.set_ylabel("accuracy")
-    accuracy.set_title("tuned learning rate per batch size")
+    accuracy.set_title("same epochs; tuned rate per batch size")
     accuracy.legend(fontsize=8)
     sharp.plot(sizes, [r.sharpness for r in chosen], "o-", color="#c05621")
     sharp.set_xscale("log")
+    for axis in (accuracy, sharp):
+        axis.set_xticks(sizes, [str(size) for size in sizes])
+        axis.minorticks_off()
     sharp.set_xlabel("batch size")
     sharp.set_ylabel("λ_max of the training loss")
     sharp.set_title("sharpness of the solution")
@@ -150,7 +161,7 @@ def adaptive_figure(result: AdaptiveResult) -> Figure:
 
 
 def warmup_figure(result: WarmupResult) -> Figure:
-    """Loss curves, learning rates and the early spread of the adaptive learning rate."""
+    """Loss curves, learning rates and the variance of the early adaptive learning rate."""
     figure = new_figure(width=12, height=4.0)
     loss, rate, spread = figure.subplots(1, 3)
     colors = {"adam": "#c05621", "adam+warmup": "#2b6cb0", "radam": "#2f855a"}
@@ -160,14 +171,8 @@ def warmup_figure(result: WarmupResult) -> Figure:
         seen.add(r.variant)
         loss.plot(_smooth(r.losses, 5), color=colors[r.variant], lw=1, label=label)
         if r.seed == result.config.seed:
-            rate.plot(r.lrs, color=colors[r.variant], label=r.variant)
-            spread.plot(
-                range(1, len(r.early_log_lr_std) + 1),
-                r.early_log_lr_std,
-                "o-",
-                ms=3,
-                color=colors[r.variant],
-                label=r.variant,
+            rate.plot(
+                r.lrs, color=colors[r.variant], ls="--" if r.variant == "radam" else "-", label=r.variant
             )
     loss.set_yscale("log")
     loss.set_xlabel("update")
@@ -177,8 +182,15 @@ def warmup_figure(result: WarmupResult) -> Figure:
     rate.set_xlabel("update")
     rate.set_ylabel("η_t")
     rate.set_title("learning rate")
-    spread.set_xlabel("update")
-    spread.set_ylabel("std of log10(η_t/σ_t) over parameters")
+    rate.legend(fontsize=8)
+    steps = range(1, len(result.lr_variance) + 1)
+    spread.plot(steps, result.lr_variance, "o-", ms=3, color=colors["adam"])
+    spread.axvline(
+        result.rectified_from, color=colors["radam"], ls=":", lw=1, label="RAdam rectifies from here"
+    )
+    spread.set_yscale("log")
+    spread.set_xlabel("update t")
+    spread.set_ylabel("Var of ln(η/σ_t) over mini-batch streams\n(median over parameters)")
     spread.set_title("early adaptive learning rate")
     spread.legend(fontsize=8)
     return figure

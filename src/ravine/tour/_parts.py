@@ -145,7 +145,13 @@ def lab_chapter(*, full: bool, progress: Progress) -> Chapter:
                     "yes" if finding.holds else "no",
                 ]
             )
-            claims.append(Claim(f"{story.title}: {finding.claim}", finding.measured, finding.holds))
+            claims.append(
+                Claim(
+                    f"{story.title} — {finding.config} on the {finding.surface} surface: {finding.claim}",
+                    finding.measured,
+                    finding.holds,
+                )
+            )
         for run_name, (surface, run) in story.runs.items():
             figures.append((f"lab-{story.name}-{run_name}-paths", contour_figure(surface, run), story.title))
             figures.append((f"lab-{story.name}-{run_name}-curves", curves_figure(surface, run), story.title))
