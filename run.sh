@@ -46,6 +46,10 @@ case "$command" in
     tests)
         shift
         ensure_env
+        if [ ! -f "$VENV/.ravine-integrations" ] || [ pyproject.toml -nt "$VENV/.ravine-integrations" ]; then
+            "$VENV/bin/python" -m pip install --quiet -e ".[dev,integrations]"
+            touch "$VENV/.ravine-integrations"
+        fi
         export MPLBACKEND=Agg
         "$VENV/bin/ruff" check src tests benchmarks
         "$VENV/bin/ruff" format --check src tests benchmarks

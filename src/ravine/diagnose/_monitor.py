@@ -54,6 +54,16 @@ class _Row:
     micro_batches: int = 1
 
 
+def _unwrap(optimizer: Any) -> Any:
+    """The torch optimizer inside a framework's wrapper (accelerate's ``AcceleratedOptimizer``, Lightning's
+    ``LightningOptimizer``), whose own step hooks would never fire; anything else as it is."""
+    seen = 0
+    while seen < 4 and isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+        optimizer = optimizer.optimizer
+        seen += 1
+    return optimizer
+
+
 class Monitor:
     """Watches a training loop and gives a verdict: ravine, LR too small, saddle, minimum, noise, ...
 
@@ -101,6 +111,7 @@ class Monitor:
     ) -> None:
         if placement not in ("auto", "before", "after"):
             raise ConfigError(f"Monitor: placement must be 'auto', 'before' or 'after', got {placement=}")
+        optimizer = _unwrap(optimizer)
         named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         if not named:
             raise ConfigError("Monitor: the model has no trainable parameters (all have requires_grad=False)")
@@ -146,7 +157,10 @@ class Monitor:
         self._last_closure: Callable[[], torch.Tensor] | None = None
         self._hook: Any = None
         if optimizer is not None:
-            self._hook = optimizer.register_step_post_hook(self._on_optimizer_step)
+            try:
+                self._hook = optimizer.register_step_post_hook(self._on_optimizer_step)
+            except Exception as error:  # an optimizer look-alike without torch's hooks: judge without them
+                self._fail("optimizer hook", error)
 
     # ------------------------------------------------------------------ public API
     def step(
