@@ -145,8 +145,13 @@ def test_piecewise_linear_loss_and_custom_function_without_jvp() -> None:
     with pytest.raises(
         CurvatureError, match=r"on batch 0 \(NotImplementedError: .*jvp.*\).*setup_context and jvp"
     ):
-        HessianOperator(cube, mse, (x, y)).matvec(torch.ones(4, dtype=F64))
+        HessianOperator(cube, mse, (x, y), cache=False).matvec(torch.ones(4, dtype=F64))
     assert HessianOperator(cube, mse, (x, y)).loss() > 0  # plain evaluation works: only forward-mode AD fails
+    # the cached product is reverse-over-reverse: it needs no jvp, and it is the Hessian
+    cached = HessianOperator(cube, mse, (x, y), cache=True).dense()
+    theta, loss_of = flat_loss(cube, mse, x, y)
+    reference = torch.autograd.functional.hessian(loss_of, theta)  # reverse-over-reverse, no vmap
+    assert float((cached - reference).abs().max()) < 1e-10
 
 
 def test_nan_in_the_loss() -> None:

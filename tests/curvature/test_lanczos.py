@@ -135,3 +135,24 @@ def test_bad_arguments_name_the_value() -> None:
         lanczos(A, 1, v0=torch.ones(3))
     with pytest.raises(ConfigError, match="square linear operator"):
         lanczos(object(), 1)
+
+
+@pytest.mark.parametrize("case", ["restarts", "float32 operator"])
+def test_stops_at_the_first_step_whose_residuals_certify(case: str) -> None:
+    """The per-step residual estimate neither stops early (exact residuals certify) nor late."""
+    if case == "restarts":
+        generator = torch.Generator().manual_seed(5)
+        n = 200
+        Q, _ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=F64))
+        A: object = Q @ torch.diag(torch.linspace(-2.0, 3.0, n, dtype=F64) ** 3) @ Q.T
+        kwargs: dict[str, object] = {"k": 3, "which": "both", "tol": 1e-8, "max_basis": 20}
+    else:
+        p = problem("mlp-ce")
+        A = HessianOperator(p.model, p.loss_fn, (p.x, p.y), dtype=torch.float32)
+        kwargs = {"k": 4, "tol": 1e-3}
+    result = lanczos(A, **kwargs, max_hvps=2000)  # type: ignore[arg-type]
+    assert result.all_converged
+    if case == "restarts":
+        assert result.restarts > 0
+    one_fewer = lanczos(A, **kwargs, max_hvps=result.num_hvps - 1)  # type: ignore[arg-type]
+    assert not one_fewer.all_converged

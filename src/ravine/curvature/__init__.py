@@ -2,8 +2,9 @@
 
 The lecture's tools, at the scale of a real network:
 
-- :class:`HessianOperator` — H v over a whole data set (``torch.func`` forward-over-reverse), ``dense()``,
-  the gradient and the loss; :class:`GGNOperator` — the Gauss-Newton matrix Jᵀ H_out J for comparison.
+- :class:`HessianOperator` — H v over a whole data set (``torch.func`` forward-over-reverse, or one backward
+  through each batch's cached linearised gradient while the parameters are unchanged), ``dense()``, the
+  gradient and the loss; :class:`GGNOperator` — the Gauss-Newton matrix Jᵀ H_out J for comparison.
 - :func:`lanczos` — the largest / smallest eigenpairs, each certified by its residual ‖Hv − λv‖.
 - :func:`spectral_density` (SLQ), :func:`hutchinson`, :func:`hutchpp` — density, sign shares, trace, with
   standard errors.

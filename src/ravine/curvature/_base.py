@@ -33,6 +33,7 @@ __all__ = ["CurvatureOperator", "LossFn", "load_forward_ad"]
 
 LossFn = Callable[[Any, Any], Tensor]
 PerBatch = Callable[[dict[str, Tensor], dict[str, Tensor], Any, Any], Tensor]
+BatchFn = Callable[[int, dict[str, Tensor], dict[str, Tensor], Any, Any], Tensor | None]
 
 
 @functools.cache
@@ -196,6 +197,19 @@ class CurvatureOperator:
         params: Tensor | None = None,
     ) -> Tensor:
         """Size-weighted mean over all batches (and ranks) of ``per_batch``'s result."""
+
+        def weighted(size: int, v: Any, c: Any, args: Any, targets: Any) -> Tensor:
+            return per_batch(v, c, args, targets).detach() * size
+
+        total, count = self._run_batches(what, weighted, params)
+        return self._reduce(total, count, empty)
+
+    def _run_batches(self, what: str, fn: BatchFn, params: Tensor | None = None) -> tuple[Tensor | None, int]:
+        """Call ``fn(size, variables, constants, args, targets)`` on every non-empty batch; sum the results.
+
+        Runs in the operator's mode (train/eval) with the batch's seed, leaves the global RNG as it was and
+        turns torch.func's errors into :class:`CurvatureError`. Returns the local sum and sample count.
+        """
         flat = self.parameters_flat() if params is None else params.to(device=self.device, dtype=self.dtype)
         variables = self.unflatten(flat)
         constants = self._constants()
@@ -211,19 +225,27 @@ class CurvatureOperator:
                     args, targets = move_batch(batch, self.dtype, self.device)
                     self._batch_seed = self.seed * 1_000_003 + index
                     self._reseed()
-                    value = per_batch(variables, constants, args, targets).detach() * size
-                    total = value if total is None else total + value
+                    value = fn(size, variables, constants, args, targets)
+                    if value is not None:
+                        total = value if total is None else total + value
                     count += size
         except RavineError:
             raise
         except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CurvatureError(
-                f"curvature: torch.func could not compute the {what} on batch {index} ({type(error).__name__}: "
-                f"{first}). If the model and loss run on this batch outside ravine, an operation is not twice "
-                "differentiable with torch.func (forward-mode AD over reverse mode): custom "
-                "autograd.Functions need setup_context and jvp, and in-place updates of buffers fail"
-            ) from error
+            raise self._torch_func_error(what, index, error) from error
+        return total, count
+
+    def _torch_func_error(self, what: str, index: int, error: Exception) -> CurvatureError:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return CurvatureError(
+            f"curvature: torch.func could not compute the {what} on batch {index} ({type(error).__name__}: "
+            f"{first}). If the model and loss run on this batch outside ravine, an operation is not twice "
+            "differentiable with torch.func (forward-mode AD over reverse mode): custom "
+            "autograd.Functions need setup_context and jvp, and in-place updates of buffers fail"
+        )
+
+    def _reduce(self, total: Tensor | None, count: int, empty: tuple[tuple[int, ...], torch.dtype]) -> Tensor:
+        """The mean: all-reduce the sum and the count over the ranks (if distributed), then divide."""
         if self.distributed:
             packed = torch.tensor([float(count)], dtype=torch.float64, device=self.device)
             torch.distributed.all_reduce(packed, group=self.process_group)

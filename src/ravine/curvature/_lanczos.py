@@ -1,9 +1,12 @@
 """Lanczos with full reorthogonalisation and thick restarts, certified by the residual of every Ritz pair.
 
-The Krylov basis Q and its image HQ are both kept, so the projected matrix T = Qᵀ(HQ) and the residuals
-‖H x − θ x‖ = ‖(HQ)y − θ Q y‖ of the Ritz pairs are exact (no extra products, no ghost eigenvalues from lost
-orthogonality). When the basis is full it is compressed to the wanted Ritz vectors (a thick restart) and
-the Krylov space is extended from the next Lanczos vector.
+The Krylov basis Q and its image HQ are both kept (preallocated), so the projected matrix T = Qᵀ(HQ) (updated
+by one row and column per step) and the residuals ‖H x − θ x‖ = ‖(HQ)y − θ Q y‖ of the Ritz pairs are exact
+(no extra products, no ghost eigenvalues from lost orthogonality). Every step estimates the residuals from T
+alone: H q_i lies in the basis for all but the newest vector, so (HQ − QT)y is ‖w‖·y_m along the newest
+residual w plus the skew part of T; when the estimate says the wanted pairs have converged, the residuals are
+computed from the basis and those certify. When the basis is full it is compressed to the wanted Ritz vectors
+(a thick restart) and the Krylov space is extended from the next Lanczos vector.
 """
 
 from __future__ import annotations
@@ -180,32 +183,47 @@ def lanczos(
     if q.shape[0] != n:
         raise ConfigError(f"lanczos: v0 must have length {n}, got {q.shape[0]}")
     q = q / q.norm()
-    Q = torch.zeros(n, 0, dtype=work, device=device)
-    HQ = torch.zeros(n, 0, dtype=work, device=device)
-    hvps, restarts, exhausted = 0, 0, False
+    # preallocated basis Q and its image HQ, one vector per row (each product touches only the m rows in
+    # use), and T = Qᵀ(HQ) (kept unsymmetrised: its skew part enters the residuals)
+    Q = torch.zeros(basis, n, dtype=work, device=device)
+    HQ = torch.zeros(basis, n, dtype=work, device=device)
+    T = torch.zeros(basis, basis, dtype=work, device=device)
+    m, hvps, restarts, exhausted, lost = 0, 0, 0, False, 0.0
     while True:
         hq = matmat(q[:, None].to(dtype)).to(work)[:, 0]
         hvps += 1
-        Q, HQ = torch.cat([Q, q[:, None]], 1), torch.cat([HQ, hq[:, None]], 1)
-        w = _orthogonalize(hq, Q)
-        if Q.shape[1] >= n:
+        Q[m], HQ[m] = q, hq
+        m += 1
+        Qm, HQm = Q[:m], HQ[:m]
+        column = Qm @ hq
+        T[:m, m - 1], T[m - 1, :m] = column, HQm @ q
+        w = hq - Qm.T @ column
+        w = w - Qm.T @ (Qm @ w)  # full reorthogonalisation, twice ("twice is enough")
+        outside = float(w.norm())  # the part of H q outside the basis: the residuals' only source
+        if m >= n:
             exhausted = True
-        elif w.norm() <= 1e-10 * max(float(hq.norm()), 1e-300):  # invariant subspace: continue elsewhere
-            w = _orthogonalize(random_vector(), Q)
-        T = Q.T @ HQ
-        theta, Y = torch.linalg.eigh((T + T.T) / 2)
+        elif outside <= 1e-10 * max(float(hq.norm()), 1e-300):  # invariant subspace: continue elsewhere
+            lost += outside  # this small part of H q stays outside the basis: bound it in the residuals
+            w = _orthogonalize(random_vector(), Qm.T)
+        Tm = T[:m, :m]
+        symmetric = (Tm + Tm.T) / 2
+        theta, Y = torch.linalg.eigh(symmetric)
         index = _wanted(theta, which, min(k, theta.shape[0]))
-        X = Q @ Y[:, index]
-        residuals = (HQ @ Y[:, index] - X * theta[index]).norm(dim=0)
         scale = float(theta.abs().max())
-        converged = residuals <= tol * max(scale, 1e-300)
-        done = index.shape[0] >= wanted_count and bool(converged.all())
-        if done or exhausted or hvps >= max_hvps:
-            break
+        # ‖(HQ − Q·T)y‖² = (‖w‖·y_m)² + ‖(T − Tsym)y‖²: the residuals without touching the basis
+        Yw = Y[:, index]
+        estimate = ((outside * Yw[-1]) ** 2 + ((Tm - symmetric) @ Yw).pow(2).sum(0)).sqrt() + lost
+        likely = index.shape[0] >= wanted_count and bool((estimate <= tol * max(scale, 1e-300)).all())
+        if likely or exhausted or hvps >= max_hvps:  # certify with the exact residuals
+            X = Qm.T @ Yw
+            residuals = (HQm.T @ Yw - X * theta[index]).norm(dim=0)
+            converged = residuals <= tol * max(scale, 1e-300)
+            done = index.shape[0] >= wanted_count and bool(converged.all())
+            if done or exhausted or hvps >= max_hvps:
+                break
         q = w / w.norm()
-        if Q.shape[1] >= basis:  # thick restart: keep the wanted end(s) of the spectrum
+        if m >= basis:  # thick restart: keep the wanted end(s) of the spectrum
             keep = max(wanted_count + (basis - wanted_count) // 2, wanted_count)
-            m = theta.shape[0]
             if which == "largest":
                 kept = torch.arange(m - keep, m)
             elif which == "smallest":
@@ -214,7 +232,10 @@ def lanczos(
                 kept = torch.unique(
                     torch.cat([torch.arange((keep + 1) // 2), torch.arange(m - keep // 2, m)])
                 )
-            Q, HQ = Q @ Y[:, kept], HQ @ Y[:, kept]
+            Yk = Y[:, kept]
+            Q[: len(kept)], HQ[: len(kept)] = Yk.T @ Qm, Yk.T @ HQm
+            T[: len(kept), : len(kept)] = Yk.T @ Tm @ Yk
+            m = len(kept)
             restarts += 1
     if which == "both":
         order = torch.argsort(theta[index])

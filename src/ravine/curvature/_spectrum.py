@@ -155,7 +155,7 @@ def spectral_density(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     V = _rademacher(n, P, generator, device)
     V = V / V.norm(dim=0)
-    basis = torch.zeros(m, n, P, dtype=torch.float64, device=device)
+    basis = torch.zeros(P, m, n, dtype=torch.float64, device=device)  # probe-major: one bmm per projection
     alpha = torch.zeros(P, m, dtype=torch.float64)
     beta = torch.zeros(P, m, dtype=torch.float64)
     length = torch.full((P,), m, dtype=torch.long)
@@ -163,13 +163,15 @@ def spectral_density(
     alive = torch.ones(P, dtype=torch.bool, device=device)
     hvps = 0
     for j in range(m):
-        basis[j] = V
+        basis[:, j] = V.T
         W = matmat(V.to(dtype)).to(torch.float64)
         hvps += P
         alpha[:, j] = (W * V).sum(0).cpu()
+        rows, Qj = W.T.contiguous(), basis[:, : j + 1]
         for _ in range(2):  # full reorthogonalisation against this probe's basis
-            coefficients = torch.einsum("jnp,np->jp", basis[: j + 1], W)
-            W = W - torch.einsum("jnp,jp->np", basis[: j + 1], coefficients)
+            coefficients = torch.bmm(Qj, rows[:, :, None])
+            rows = rows - torch.bmm(coefficients.transpose(1, 2), Qj)[:, 0]
+        W = rows.T
         b = W.norm(dim=0)
         scale = alpha[:, : j + 1].abs().max(dim=1).values.to(device).clamp_min(1e-300)
         stopped = alive & (b <= 1e-10 * scale)
