@@ -202,3 +202,37 @@ def test_no_gradients_is_reported() -> None:
     with pytest.warns(MonitorWarning, match="no parameter has a gradient"):
         monitor.step(torch.tensor(1.0))
     assert "no parameter has a gradient" in monitor.errors[0]
+
+
+@pytest.mark.parametrize("update_every", [1, 10])
+def test_sampled_update_distance_and_cosine_match_hand_computation(update_every: int) -> None:
+    # The distance θ_t − θ_0 is formed in the tracker's spare buffer; the update pairs must be unaffected.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
+    config = MonitorConfig(
+        update_every=update_every, weight_norm_every=3, distance_every=3, probe_every=0, judge_every=1000
+    )
+    monitor = Monitor(model, optimizer, config=config)
+    x, y = torch.randn(32, 4), torch.randn(32, 2)
+    seen = []
+    for _ in range(26):
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        seen.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+        monitor.step(loss)
+        optimizer.step()
+    monitor.verdict()
+    columns = monitor.history.columns
+    measured = [t for t in range(26) if math.isfinite(columns["update_norm"][t])]
+    assert len(measured) >= 4
+    for t in measured:
+        assert columns["update_norm"][t] == pytest.approx(float((seen[t] - seen[t - 1]).norm()), rel=1e-5)
+        if math.isfinite(columns["distance"][t]):
+            assert columns["distance"][t] == pytest.approx(float((seen[t] - seen[0]).norm()), rel=1e-5)
+        if math.isfinite(columns["cos_prev"][t]):
+            a, b = seen[t] - seen[t - 1], seen[t - 1] - seen[t - 2]
+            assert columns["cos_prev"][t] == pytest.approx(float(a @ b / (a.norm() * b.norm())), rel=1e-5)
+    assert any(math.isfinite(columns["distance"][t]) for t in measured)
+    assert any(math.isfinite(columns["cos_prev"][t]) for t in measured)

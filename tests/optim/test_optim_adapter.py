@@ -296,3 +296,32 @@ def test_functional_core_does_not_modify_inputs() -> None:
             assert all(torch.isfinite(d).all() for d in direction)
         assert torch.equal(params[0], saved[0])
         assert torch.equal(grads[0], saved[1])
+
+
+@pytest.mark.parametrize("name", list(ro.PRESETS))
+def test_chunking_and_slicing_do_not_change_results(name: str) -> None:
+    # chunk_bytes=40 cuts every parameter over 80 bytes into 10-element flat slices; a transposed
+    # (non-contiguous) gradient keeps its parameter whole. All must equal one chunk and the for-loop.
+    kwargs: dict[str, Any] = {"weight_decay": 1e-2}
+    if name == "rmsprop":
+        kwargs.update(momentum=0.9, centered=True)
+    results = []
+    for options in ({"chunk_bytes": 40}, {"chunk_bytes": None}, {"foreach": False}):
+        generator = torch.Generator().manual_seed(0)
+        params = [
+            torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in [(9, 7), (3,), (5, 6)]
+        ]
+        opt = ravine_preset(name)(params, lr=TORCH_LR[name], **kwargs)
+        if "chunk_bytes" in options:
+            opt.chunk_bytes = options["chunk_bytes"]
+        else:
+            opt.foreach = False
+        for _ in range(4):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator)
+            params[2].grad = torch.randn((6, 5), generator=generator).t()
+            opt.step()
+        results.append([p.detach().clone() for p in params])
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert torch.equal(a, b)

@@ -185,3 +185,13 @@ def test_negative_values_raise_config_error(which: str, value: float) -> None:
     params = random_tensors(torch.float32)
     with pytest.raises(ConfigError, match=which):
         NEGATIVE_SETTERS[which](params, value)
+
+
+def test_huge_finite_gradients_are_not_mistaken_for_non_finite() -> None:
+    # The fast check's 2-norm overflows to inf here; the exact per-element check must clear it.
+    params = random_tensors(torch.float32)
+    opt = ro.sgd(params, lr=1e-40)
+    for p in params:
+        p.grad = torch.full_like(p, 1e30)
+    opt.step()
+    assert all(bool(p.isfinite().all()) for p in params)

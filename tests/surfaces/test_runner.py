@@ -172,3 +172,20 @@ def test_bad_inputs_are_clear_errors() -> None:
 def test_float32_runs() -> None:
     run = run_lab("crescent", [LabConfig("rms", RMSProp(0.9), 1e-3)], steps=100, dtype=torch.float32)
     assert run.theta.dtype == torch.float32 and run.loss.dtype == torch.float32
+
+
+def test_closed_form_and_autograd_surfaces_agree_and_results_are_ordinary_tensors() -> None:
+    # The built-in surface's closed-form gradient runs the loop in inference mode; the same function as a
+    # callable (autograd gradient) runs it normally. Same trajectories; results usable anywhere afterwards.
+    ravine = Ravine()
+    configs = _mixed_configs()
+    fast = run_lab(ravine, configs, steps=300, chunk=64)
+    slow = run_lab(CallableSurface(ravine.loss, start=ravine.start), configs, steps=300, chunk=64)
+    torch.testing.assert_close(fast.theta, slow.theta, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.sigma, slow.sigma, rtol=1e-12, atol=1e-12)
+    for tensor in (fast.theta, fast.loss, fast.sigma, fast.final_theta, fast.final_loss, fast.effective_lr):
+        assert not tensor.is_inference()
+    fast.theta.add_(1.0)  # in-place use outside inference mode must work
+    point = fast.final_theta[0].clone().requires_grad_(True)
+    ravine.loss(point).backward()
+    assert point.grad is not None

@@ -116,16 +116,21 @@ class UpdateTracker:
 
     def record(self, count: int) -> UpdateSample | None:
         """Call once per optimizer step with the step index; returns the sample measured now, if any."""
+        due_now = self.measures(count) and self._snap is not None and self._snap_step == count - 1
+        due_next = self.measures(count + 1)
+        if self._buffers is not None and not due_now and not due_next:
+            self._snap = None  # most steps on a large model: nothing to read
+            return None
         with torch.no_grad():
             if self._buffers is None:
                 self._buffers = [_FlatSet(self._groups), _FlatSet(self._groups)]
                 self._start = _FlatSet(self._groups)
                 torch._foreach_copy_(self._start.views, self.params)
             sample = None
-            if self.measures(count) and self._snap is not None and self._snap_step == count - 1:
+            if due_now and self._snap is not None:
                 sample = self._measure(count, self._snap)
             self._snap = None
-            if self.measures(count + 1):
+            if due_next:
                 free = self._buffers[0] if self.last_update is not self._buffers[0] else self._buffers[1]
                 torch._foreach_copy_(free.views, self.params)
                 self._snap, self._snap_step = free, count
@@ -147,9 +152,14 @@ class UpdateTracker:
             sample.weight_layer_norms = _stack_norms(torch._foreach_norm(self.params), device)
         if count - self._last_distance >= self.distance_every and self._start is not None:
             self._last_distance = count
-            moved = torch._foreach_sub(self.params, self._start.views)
+            # The other buffer is free now (the previous update is no longer needed after the dot
+            # product), so θ_t − θ_0 goes there instead of into freshly allocated tensors.
+            assert self._buffers is not None
+            scratch = self._buffers[1] if buffer is self._buffers[0] else self._buffers[0]
+            torch._foreach_copy_(scratch.views, self.params)
+            torch._foreach_sub_(scratch.views, self._start.views)
             sample.distance = torch.linalg.vector_norm(
-                _stack_norms(torch._foreach_norm(moved), device).float()
+                _stack_norms(torch._foreach_norm(scratch.views), device).float()
             )
         return sample
 

@@ -299,28 +299,43 @@ def _advance(
     group_th = [thbuf[:, g.lo : g.hi].unbind(0) for g in groups]
     group_g = [gbuf[:, g.lo : g.hi].unbind(0) for g in groups]
     dividing = [g for g in groups if g.transform.denominator(g.state, step=1) is not None]
+    # A group whose learning rates are all constant uses one (n_g, 1) view for every step; the others
+    # get a view per step of the chunk's table (made once per chunk).
+    constant = [
+        rates.constant[g.lo : g.hi].unsqueeze(-1)
+        if not any(c in rates.tables for c in range(g.lo, g.hi))
+        else None
+        for g in groups
+    ]
     gradient, addcmul = surf.gradient, torch.addcmul
+    fast = _closed_form_gradient(surf, theta0)
     sigma_list, sigma = rec.sigma_list, rec.sigma
     t0 = 0
     while t0 < steps:
         k_n = min(K, steps - t0)
-        lr_chunk = rates.chunk(t0, k_n)
-        plan = [
-            (g.transform, g.state, g.identity, gth, gg, lr_chunk[:, g.lo : g.hi].unbind(0))
-            for g, gth, gg in zip(groups, group_th, group_g, strict=True)
-        ]
-        for k in range(k_n):
-            step = t0 + k + 1
-            gradient(th_views[k], out=g_views[k])
-            for transform, state, identity, gth, gg, glr in plan:
-                d = gg[k] if identity else transform.update([gg[k]], state, [gth[k]], step=step)[0]
-                addcmul(gth[k], glr[k], d, value=-1.0, out=gth[k + 1])
-            if step - 1 == sigma_list[rec.sigma_row]:
-                for g in dividing:
-                    den = g.transform.denominator(g.state, step=step)
-                    if den is not None:
-                        sigma[rec.sigma_row, g.lo : g.hi] = den[0]
-                rec.sigma_row += 1
+        table = rates.chunk(t0, k_n) if any(lr is None for lr in constant) else None
+        plan = []
+        for g, gth, gg, lr in zip(groups, group_th, group_g, constant, strict=True):
+            glr: Sequence[torch.Tensor]
+            if lr is None:
+                assert table is not None
+                glr = table[:, g.lo : g.hi].unbind(0)
+            else:
+                glr = [lr] * k_n
+            plan.append((g.transform, g.state, g.identity, gth, gg, glr))
+        with torch.inference_mode(fast):
+            for k in range(k_n):
+                step = t0 + k + 1
+                gradient(th_views[k], out=g_views[k])
+                for transform, state, identity, gth, gg, glr in plan:
+                    d = gg[k] if identity else transform.update([gg[k]], state, [gth[k]], step=step)[0]
+                    addcmul(gth[k], glr[k], d, value=-1.0, out=gth[k + 1])
+                if step - 1 == sigma_list[rec.sigma_row]:
+                    for g in dividing:
+                        den = g.transform.denominator(g.state, step=step)
+                        if den is not None:
+                            sigma[rec.sigma_row, g.lo : g.hi] = den[0]
+                    rec.sigma_row += 1
         losses = surf.loss(thbuf[:k_n])
         gnorms = torch.linalg.vector_norm(gbuf[:k_n], dim=-1)
         if not keep:
@@ -331,3 +346,21 @@ def _advance(
         if progress is not None:
             progress(t0, steps)
     return thbuf[0].clone()
+
+
+def _closed_form_gradient(surface: Surface, theta0: torch.Tensor) -> bool:
+    """Whether the surface's gradient works in ``torch.inference_mode`` (a closed form, not autograd).
+
+    The hot loop then runs in inference mode: the same operations and results, less dispatch per op (each
+    step is a handful of operations on tiny tensors, so dispatch is most of its cost). Autograd
+    gradients (the default :meth:`Surface.gradient`, user callables) fail there, so one gradient at the
+    start points is tried and compared.
+    """
+    reference = surface.gradient(theta0)
+    out = torch.empty_like(theta0)
+    try:
+        with torch.inference_mode():
+            surface.gradient(theta0.clone(), out=out)
+    except Exception:  # any failure there: keep the ordinary mode
+        return False
+    return bool(torch.equal(out, reference))
