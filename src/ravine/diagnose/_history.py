@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ravine.diagnose._records import Thresholds
 from ravine.errors import ConfigError
 
-__all__ = ["COLUMNS", "History", "MonitorConfig", "MonitorWarning"]
+__all__ = ["COLUMNS", "Columns", "History", "MonitorConfig", "MonitorWarning"]
 
 COLUMNS = (
     "loss",
@@ -21,6 +21,25 @@ COLUMNS = (
     "eff_lr",
 )
 """Per-step signals recorded by the monitor, in this order (NaN where not measured at that step)."""
+
+
+class Columns(dict[str, list[float]]):
+    """A history's columns by name, with room for the verdict rules' running summary of them.
+
+    The rules keep aggregates over the whole history (best loss, largest gradient, ...) in :attr:`summary`,
+    folded in as rows arrive, so that a verdict costs the same at any run length. Rows may only be appended
+    or dropped from the end; :meth:`shrunk` records a drop so that the summary can discard what it knew of
+    the dropped rows.
+    """
+
+    def __init__(self, columns: dict[str, list[float]] | None = None) -> None:
+        super().__init__(columns or {})
+        self.summary: object | None = None
+        self.low_water: int | None = None
+
+    def shrunk(self, length: int) -> None:
+        """Note that the columns were cut back to ``length`` rows."""
+        self.low_water = length if self.low_water is None else min(self.low_water, length)
 
 
 class MonitorWarning(UserWarning):
@@ -99,7 +118,7 @@ class History:
 
     layer_names: list[str]
     steps: list[int] = field(default_factory=list)
-    columns: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in COLUMNS})
+    columns: dict[str, list[float]] = field(default_factory=lambda: Columns({name: [] for name in COLUMNS}))
     layer_grad_norms: list[list[float]] = field(default_factory=list)
     layer_update_norms: list[list[float]] = field(default_factory=list)
 
@@ -113,3 +132,5 @@ class History:
             column.pop()
         self.layer_grad_norms.pop()
         self.layer_update_norms.pop()
+        if isinstance(self.columns, Columns):
+            self.columns.shrunk(len(self.steps))

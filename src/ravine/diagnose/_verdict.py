@@ -30,7 +30,6 @@ The rules, in order of priority (the first that fires wins):
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
 from ravine.diagnose._records import (
@@ -42,7 +41,7 @@ from ravine.diagnose._records import (
     VerdictKind,
 )
 from ravine.diagnose._remedies import remedies as _remedies
-from ravine.diagnose._window import WindowStats, window_stats
+from ravine.diagnose._window import WindowStats, history_totals, loss_bursts, window_stats
 from ravine.diagnose._window import finite as _finite
 from ravine.diagnose._window import median as _median
 
@@ -50,7 +49,11 @@ __all__ = ["judge"]
 
 
 def _latest_probes(probes: Sequence[ProbeRecord], since: int) -> list[ProbeRecord]:
-    return [p for p in probes if p.step >= since]
+    """The probes at or after step ``since`` (probes are oldest first: read back from the newest)."""
+    first = len(probes)
+    while first > 0 and probes[first - 1].step >= since:
+        first -= 1
+    return list(probes[first:])
 
 
 def _nonfinite(columns: dict[str, list[float]], steps: list[int], lo: int) -> int | None:
@@ -58,67 +61,6 @@ def _nonfinite(columns: dict[str, list[float]], steps: list[int], lo: int) -> in
         if not (math.isfinite(columns["loss"][index]) and math.isfinite(columns["grad_norm"][index])):
             return steps[index]
     return None
-
-
-def _bursts(
-    columns: dict[str, list[float]], steps: list[int], probes: Sequence[ProbeRecord], thresholds: Thresholds
-) -> tuple[list[int], float] | None:
-    """Loss spikes that recover, after the effective learning rate grew (σ became small).
-
-    A spike starts at a loss ``≥ spike_factor`` × the median of the 20 steps before; it peaks within 100 steps
-    and has recovered once the loss is back ``spike_factor`` times below its peak (seen as soon as it happens,
-    not only when the loss regains its pre-spike level). The adaptive evidence is either the per-element η/σ
-    read from the optimizer (probes) having grown ``≥ burst_lr_factor`` × its first value, or the measured
-    effective step ‖Δθ‖/(η‖g‖) around the spike ``≥ burst_lr_factor`` × its median over the history. Returns
-    (spike steps, growth factor)."""
-    n = len(steps)
-    loss = columns["loss"]
-    eff = [
-        e / lr if math.isfinite(lr) and lr > 0 else e
-        for e, lr in zip(columns["eff_lr"], columns["lr"], strict=True)
-    ]
-    eff_reference = _median(eff)
-    probe_lr = [(p.step, p.effective_lr_max) for p in probes if math.isfinite(p.effective_lr_max)]
-    spikes: list[int] = []
-    growth_max = 0.0
-    index = max(20, n - thresholds.burst_memory)
-    while index < n:
-        before = _finite(loss[index - 20 : index])
-        value = loss[index]
-        if not before or not math.isfinite(value):
-            index += 1
-            continue
-        base = statistics.median(before)
-        if not (value > thresholds.spike_factor * max(abs(base), 1e-300) and value > base + 1e-30):
-            index += 1
-            continue
-        # Follow the spike to its peak, then look for the recovery after it.
-        end = min(n, index + 101)
-        peak_index = index
-        recovered_at = None
-        for j in range(index, end):
-            if not math.isfinite(loss[j]):
-                break
-            if loss[j] > loss[peak_index]:
-                peak_index = j
-            elif loss[j] < loss[peak_index] / thresholds.spike_factor:
-                recovered_at = j
-                break
-        if recovered_at is None:
-            index += 1
-            continue
-        growth = 0.0
-        known = [v for s, v in probe_lr if s <= steps[peak_index]]
-        if len(known) >= 2 and probe_lr[0][1] > 0:
-            growth = known[-1] / probe_lr[0][1]
-        eff_at = _finite(eff[index : peak_index + 1])
-        if eff_at and math.isfinite(eff_reference) and eff_reference > 0:
-            growth = max(growth, max(eff_at) / eff_reference)
-        if growth >= thresholds.burst_lr_factor:
-            spikes.append(steps[index])
-            growth_max = max(growth_max, growth)
-        index = recovered_at + 1
-    return (spikes, growth_max) if spikes else None
 
 
 def judge(
@@ -154,13 +96,13 @@ def judge(
             (Evidence("first non-finite step", float(bad), bad, bad, "loss or gradient norm is NaN/Inf"),),
             _remedies(VerdictKind.DIVERGING),
         )
-    stats = window_stats(columns, steps, th)
+    totals = history_totals(columns, th, max(20, n - th.burst_memory))
+    stats = window_stats(columns, steps, th, grad_max_ever=totals.grad_max)
     if stats is None:
         return Verdict(VerdictKind.HEALTHY, f"only {n} steps recorded: too early to judge", last)
 
     # Blow-up: loss far above its best, still rising, gradient rising.
-    finite_losses = _finite(columns["loss"])
-    best = min(finite_losses)
+    best = totals.best_loss
     best_scale = max(abs(best), 1e-12)
     window_grad = columns["grad_norm"][lo:]
     half = len(window_grad) // 2
@@ -187,7 +129,7 @@ def judge(
             _remedies(VerdictKind.DIVERGING),
         )
 
-    bursts = _bursts(columns, steps, probes, th)
+    bursts = loss_bursts(columns, steps, probes, th, totals)
     if bursts is not None:
         spikes, jump = bursts
         return Verdict(
@@ -380,8 +322,8 @@ def _critical_verdict(
     base_evidence: tuple[Evidence, ...],
     last: int,
 ) -> Verdict:
-    recent = [c for c in critical_points if c.step >= last - th.classification_max_age]
-    if not recent:
+    # Classifications are oldest first: a recent one exists when the newest is recent.
+    if not critical_points or critical_points[-1].step < last - th.classification_max_age:
         return Verdict(
             VerdictKind.CRITICAL_POINT,
             f"loss flat and gradient small (‖g‖ {stats.grad_median:.2g}): a critical point; give loss_fn and "
@@ -390,7 +332,7 @@ def _critical_verdict(
             base_evidence,
             _remedies(VerdictKind.CRITICAL_POINT),
         )
-    point = recent[-1]
+    point = critical_points[-1]
     evidence = (
         *base_evidence,
         Evidence("λ_min", point.lambda_min, point.step, point.step, point.source),

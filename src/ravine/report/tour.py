@@ -65,7 +65,7 @@ def write_tour(result: TourResult, out: Path | str) -> TourFiles:
     for chapter in result.chapters:
         claims = "".join(
             f'<p class="verdict{"" if claim.holds else " warn"}"><b>{"holds" if claim.holds else "does not hold"}'
-            f"</b> — {html.escape(claim.claim)}: {html.escape(claim.measured)}</p>"
+            f"</b> — {html.escape(claim.claim.rstrip('.'))}: {html.escape(claim.measured)}</p>"
             for claim in chapter.claims
         )
         notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in chapter.notes)
