@@ -25,8 +25,6 @@ the medians are compared, so machine load hits them alike.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import sys
 import time
@@ -34,7 +32,7 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks._timing import interleaved_medians
+from benchmarks._timing import conditions, interleaved_medians
 from ravine.optim import AdagradMean, Momentum, RMSProp
 from ravine.surfaces import LabConfig, Ravine, run_lab
 
@@ -143,25 +141,6 @@ def torch_loop(subset: list[tuple[str, float]], steps: int, variant: str) -> Cal
                 opt.step()
 
     return run
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def conditions(threads: int) -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"torch {torch.__version__}, Python {platform.python_version()}, {_cpu_name()}, "
-        f"{os.cpu_count()} cores, torch threads = {threads}, load average {load:.1f}"
-    )
 
 
 def main() -> None:

@@ -32,8 +32,6 @@ import argparse
 import contextlib
 import importlib.metadata
 import importlib.util
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -46,7 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmarks._timing import interleaved_medians
+from benchmarks._timing import conditions, interleaved_medians
 from ravine.diagnose import Monitor, MonitorConfig
 
 TARGET = 0.05
@@ -160,25 +158,6 @@ def _timed(loop: Loop | CockpitLoop, steps: int) -> Callable[[], None]:
 
 def _identical(a: nn.Module, b: nn.Module) -> bool:
     return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def conditions(threads: int) -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"torch {torch.__version__}, Python {platform.python_version()}, {_cpu_name()}, "
-        f"{os.cpu_count()} cores, torch threads = {threads}, load average {load:.1f}"
-    )
 
 
 def verdict_cost(lengths: list[int], every: int) -> list[tuple[int, float]]:

@@ -24,8 +24,6 @@ another process takes a core, and every contender's time then swings 4-10× from
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -35,7 +33,7 @@ from typing import Any
 import torch
 
 import ravine.optim as ro
-from benchmarks._timing import interleaved_medians
+from benchmarks._timing import conditions, interleaved_medians
 
 VOCAB, WIDTH, BLOCKS = 8000, 256, 10
 
@@ -132,25 +130,6 @@ def measure(name: str, steps: int, repeats: int) -> tuple[dict[str, float], floa
     scale = max(float(p.detach().abs().max()) for p in theirs)
     diff = max(float((a - b).detach().abs().max()) for a, b in zip(ours, theirs, strict=True)) / scale
     return {label: seconds / steps for label, seconds in medians.items()}, diff
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def conditions(threads: int) -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"torch {torch.__version__}, Python {platform.python_version()}, {_cpu_name()}, "
-        f"{os.cpu_count()} cores, torch threads = {threads}, load average {load:.1f}"
-    )
 
 
 def main() -> None:
