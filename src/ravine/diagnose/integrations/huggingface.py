@@ -7,6 +7,7 @@ clipped one (the Trainer logs the unclipped ``grad_norm`` itself). The loss is t
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ravine.diagnose import Monitor, MonitorConfig
@@ -14,10 +15,10 @@ from ravine.diagnose import Monitor, MonitorConfig
 __all__ = ["RavineTrainerCallback"]
 
 
-def _base() -> type:
-    from transformers import TrainerCallback
-
-    return TrainerCallback  # type: ignore[no-any-return]
+def _base() -> Any:
+    """transformers' ``TrainerCallback``, imported by name so that the type checker sees the same thing whether
+    or not transformers is installed."""
+    return importlib.import_module("transformers").TrainerCallback
 
 
 class RavineTrainerCallback(_base()):  # type: ignore[misc]

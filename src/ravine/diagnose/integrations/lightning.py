@@ -6,6 +6,7 @@ gradient clipping — and the step's loss is filled in from ``on_train_batch_end
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ravine.diagnose import Monitor, MonitorConfig
@@ -13,12 +14,16 @@ from ravine.diagnose import Monitor, MonitorConfig
 __all__ = ["RavineMonitorCallback"]
 
 
-def _base() -> type:
+def _base() -> Any:
+    """Lightning's ``Callback`` (from ``lightning`` or the older ``pytorch_lightning`` package).
+
+    Imported by name so that the type checker sees the same thing whether or not Lightning is installed.
+    """
     try:
-        from lightning.pytorch.callbacks import Callback
+        module = importlib.import_module("lightning.pytorch.callbacks")
     except ImportError:
-        from pytorch_lightning.callbacks import Callback
-    return Callback  # type: ignore[no-any-return]
+        module = importlib.import_module("pytorch_lightning.callbacks")
+    return module.Callback
 
 
 class RavineMonitorCallback(_base()):  # type: ignore[misc]
