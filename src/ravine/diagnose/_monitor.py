@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -32,7 +31,8 @@ from ravine.diagnose._classify import classify_plateau
 from ravine.diagnose._history import History, MonitorConfig, MonitorWarning
 from ravine.diagnose._probes import isolated, probe_curvature_noise
 from ravine.diagnose._records import CriticalPointRecord, ProbeRecord, Verdict, VerdictKind
-from ravine.diagnose._signals import UpdateSample, UpdateTracker, effective_lr_stats, layer_grad_norms
+from ravine.diagnose._rows import Row, RowBuffer, as_tensor
+from ravine.diagnose._signals import UpdateTracker, effective_lr_stats, layer_grad_norms
 from ravine.diagnose._verdict import judge
 from ravine.errors import ConfigError
 
@@ -40,18 +40,6 @@ __all__ = ["Monitor"]
 
 Placement = Literal["auto", "before", "after"]
 LossFn = Callable[[Any, Any], torch.Tensor]
-
-
-@dataclass
-class _Row:
-    """One optimizer step, still on the device."""
-
-    step: int
-    loss: torch.Tensor | None
-    layer_grad: torch.Tensor
-    lr: float
-    update: UpdateSample | None
-    micro_batches: int = 1
 
 
 def _unwrap(optimizer: Any) -> Any:
@@ -150,9 +138,7 @@ class Monitor:
         self._steps_at_last_call = -1
         self._count = 0
         self._verdict: Verdict | None = None
-        self._pending: list[_Row] = []
-        self._flushed_last: _Row | None = None
-        self._weight_norm = math.nan
+        self._rows = RowBuffer(self.history)
         self._last_batch: Any = None
         self._last_closure: Callable[[], torch.Tensor] | None = None
         self._hook: Any = None
@@ -187,8 +173,8 @@ class Monitor:
     def add_loss(self, loss: torch.Tensor | float) -> None:
         """Set the loss of the most recent step (for integrations that see the loss after the gradients)."""
         try:
-            if self._reopen_last_row():
-                self._pending[-1].loss = _as_tensor(loss)
+            if self._rows.reopen_last():
+                self._rows.pending[-1].loss = as_tensor(loss)
         except Exception as error:
             if self.strict:
                 raise
@@ -246,8 +232,8 @@ class Monitor:
         if self.optimizer is not None:
             if self._steps_at_last_call < 0 and self.placement == "auto":
                 self.placement = "after" if self._optimizer_steps > 0 else "before"
-            if self._steps_at_last_call == self._optimizer_steps and self._reopen_last_row():
-                self._merge_micro_batch(loss)
+            if self._steps_at_last_call == self._optimizer_steps and self._rows.reopen_last():
+                self._rows.merge_micro_batch(layer_grad_norms(self.params)[0], loss)
                 return
             self._steps_at_last_call = self._optimizer_steps
         layer_grad, missing = layer_grad_norms(self.params)
@@ -258,7 +244,7 @@ class Monitor:
         if self.optimizer is not None and self.optimizer.param_groups:
             lr = float(self.optimizer.param_groups[0].get("lr", math.nan))
         update = self._tracker.record(count)
-        self._pending.append(_Row(count, _as_tensor(loss), layer_grad, lr, update))
+        self._rows.pending.append(Row(count, as_tensor(loss), layer_grad, lr, update))
         self._count += 1
         self._last_batch = batch
         self._last_closure = closure
@@ -270,92 +256,16 @@ class Monitor:
             and (closure is not None or batch is not None)
         ):
             self._probe(count, batch, closure)
-        if len(self._pending) > cfg.flush_every:
+        if len(self._rows.pending) > cfg.flush_every:
             self._flush(keep_last=True)
         if count > 0 and count % cfg.judge_every == 0:
             self._flush()
             self._judge(count)
 
-    def _reopen_last_row(self) -> bool:
-        """Make the newest row pending again (if it was flushed) so it can still change; False if none."""
-        if self._pending:
-            return True
-        last = self._flushed_last
-        if last is None or not self.history.steps or self.history.steps[-1] != last.step:
-            return False
-        self.history.pop()
-        self._pending.append(last)
-        return True
-
-    def _merge_micro_batch(self, loss: torch.Tensor | float | None) -> None:
-        row = self._pending[-1]
-        row.layer_grad, _ = layer_grad_norms(self.params)
-        value = _as_tensor(loss)
-        row.micro_batches += 1
-        if row.loss is None or value is None:
-            row.loss = value if row.loss is None else row.loss
-        else:
-            row.loss = row.loss + (value - row.loss) / row.micro_batches
-
     def _flush(self, *, keep_last: bool = False) -> None:
         """Move pending rows to the history (one host transfer); ``keep_last`` leaves the newest row pending,
         since micro-batches may still be merged into it."""
-        rows = self._pending[:-1] if keep_last else self._pending
-        if not rows:
-            return
-        self._pending = self._pending[-1:] if keep_last else []
-        self._flushed_last = rows[-1]
-        losses = [math.nan if r.loss is None else r.loss for r in rows]
-        tensors = [v.reshape(()).double().cpu() if isinstance(v, torch.Tensor) else None for v in losses]
-        present = [t for t in tensors if t is not None]
-        loss_values = torch.stack(present).tolist() if present else []
-        it = iter(loss_values)
-        grads = torch.stack([r.layer_grad.double().cpu() for r in rows]).tolist()
-        for row, loss_is, layer_grad in zip(rows, tensors, grads, strict=True):
-            self._append(row, next(it) if loss_is is not None else math.nan, layer_grad)
-
-    def _append(self, row: _Row, loss: float, layer_grad: list[float]) -> None:
-        hist = self.history
-        columns = hist.columns
-        grad_norm = math.sqrt(sum(g * g for g in layer_grad))
-        nan = math.nan
-        update_norm = cos = distance = eff = ratio = nan
-        layer_update = [nan] * len(layer_grad)
-        sample = row.update
-        if sample is not None:
-            layer_update = sample.layer_norms.double().cpu().tolist()
-            update_norm = math.sqrt(sum(u * u for u in layer_update))
-            if sample.weight_layer_norms is not None:
-                weights = sample.weight_layer_norms.double().cpu().tolist()
-                self._weight_norm = math.sqrt(sum(w * w for w in weights))
-            if sample.distance is not None:
-                distance = float(sample.distance)
-            previous_update = columns["update_norm"][-1] if hist.steps else nan
-            if sample.dot_prev is not None and update_norm > 0 and previous_update > 0:
-                cos = float(sample.dot_prev) / (update_norm * previous_update)
-            # Effective step ‖Δθ‖/‖g‖ with the gradient that made Δθ.
-            reference = (
-                grad_norm if self.placement == "after" else (columns["grad_norm"][-1] if hist.steps else nan)
-            )
-            if reference > 0:
-                eff = update_norm / reference
-            if self._weight_norm > 0:
-                ratio = update_norm / self._weight_norm
-        hist.steps.append(row.step)
-        for name, value in (
-            ("loss", loss),
-            ("grad_norm", grad_norm),
-            ("update_norm", update_norm),
-            ("weight_norm", self._weight_norm),
-            ("update_ratio", ratio),
-            ("cos_prev", cos),
-            ("distance", distance),
-            ("lr", row.lr),
-            ("eff_lr", eff),
-        ):
-            columns[name].append(value)
-        hist.layer_grad_norms.append(layer_grad)
-        hist.layer_update_norms.append(layer_update)
+        self._rows.flush(placement=self.placement, keep_last=keep_last)
 
     # ------------------------------------------------------------------ judging and probing
     def _judge(self, step: int) -> None:
@@ -446,16 +356,6 @@ class Monitor:
                 noise_scale=result.noise_scale,
             )
         )
-
-
-def _as_tensor(loss: torch.Tensor | float | None) -> torch.Tensor | None:
-    """The loss as a detached scalar tensor (no host synchronisation), or None when not given."""
-    if loss is None:
-        return None
-    if isinstance(loss, torch.Tensor):
-        value = loss.detach()
-        return value if value.numel() == 1 else value.float().mean()
-    return torch.tensor(float(loss), dtype=torch.float64)
 
 
 def _split_batch(batch: Any) -> tuple[Any, Any]:

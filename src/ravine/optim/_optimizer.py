@@ -23,8 +23,9 @@ from typing import Any, Literal, TypeAlias, cast
 import torch
 
 from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedError
+from ravine.optim._foreach import all_finite, chunk_plan
 from ravine.optim._schedules import Schedule
-from ravine.optim._transforms import Transform, TransformState
+from ravine.optim._transforms import Transform
 
 __all__ = ["ChainOptimizer", "LayerLR", "NonFinitePolicy", "ScheduleFactory", "TransformFactory"]
 
@@ -207,7 +208,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                         )
                 if params:
                     work.append((group, params, grads))
-            if self.nonfinite != "off" and not _all_finite([g for _, _, gs in work for g in gs]):
+            if self.nonfinite != "off" and not all_finite([g for _, _, gs in work for g in gs]):
                 if self.nonfinite == "skip":
                     self.skipped_steps += 1
                     return loss
@@ -249,7 +250,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         for step, ps, gs, es in buckets:
             lr = self.learning_rate(group, step)
             if self.foreach:
-                for chunk_grads, state, chunk_params in _chunk_plan(ps, gs, es, keys, self.chunk_bytes):
+                for chunk_grads, state, chunk_params in chunk_plan(ps, gs, es, keys, self.chunk_bytes):
                     transform.apply(chunk_grads, state, chunk_params, step=step, lr=lr)
             else:
                 for p, g, entry in zip(ps, gs, es, strict=True):
@@ -348,88 +349,3 @@ class ChainOptimizer(torch.optim.Optimizer):
             lines.append(f"  group {i}: lr={group['lr']}, transform={transform!r}, schedule={schedule!r}")
         lines.append(")")
         return "\n".join(lines)
-
-
-def _chunk_plan(
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    entries: list[dict[Any, Any]],
-    keys: tuple[str, ...],
-    chunk_bytes: int | None,
-) -> list[tuple[list[torch.Tensor], TransformState, list[torch.Tensor]]]:
-    """(grads, state, params) chunks of about ``chunk_bytes`` parameter bytes each, for CPU tensors.
-
-    On CPU every foreach op streams its whole list through memory; running the rule chunk by chunk keeps
-    a chunk's parameters, gradients and state in cache across the rule's 3–8 ops. Consecutive small
-    parameters share a chunk; a parameter larger than ``chunk_bytes`` is cut into flat slices (views of
-    parameter, gradient and state alike) when all of them are contiguous with the parameter's shape, so a
-    large embedding stays in cache too. Every op of the built-in rules is elementwise, so results do not
-    depend on the chunking. Other devices (and ``chunk_bytes=None``) get one chunk: their foreach kernels
-    are built for long lists.
-    """
-    if chunk_bytes is None or not params or params[0].device.type != "cpu":
-        return [(grads, {key: [entry[key] for entry in entries] for key in keys}, params)]
-    plan: list[tuple[list[torch.Tensor], TransformState, list[torch.Tensor]]] = []
-    start, size = 0, 0
-    for i, (p, g, entry) in enumerate(zip(params, grads, entries, strict=True)):
-        nbytes = p.numel() * p.element_size()
-        sliceable = nbytes > 2 * chunk_bytes and _flat_sliceable(p, g, [entry[key] for key in keys])
-        if i > start and (sliceable or size + nbytes > chunk_bytes):
-            plan.append(_whole(params, grads, entries, keys, lo=start, hi=i))
-            start, size = i, 0
-        if sliceable:
-            per = max(1, chunk_bytes // p.element_size())
-            flat_p, flat_g = p.detach().view(-1), g.view(-1)
-            flat_s = [entry[key].view(-1) for key in keys]
-            for lo in range(0, p.numel(), per):
-                hi = lo + per
-                state = {key: [flat[lo:hi]] for key, flat in zip(keys, flat_s, strict=True)}
-                plan.append(([flat_g[lo:hi]], state, [flat_p[lo:hi]]))
-            start = i + 1
-            continue
-        size += nbytes
-    if start < len(params):
-        plan.append(_whole(params, grads, entries, keys, lo=start, hi=len(params)))
-    return plan
-
-
-def _whole(
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    entries: list[dict[Any, Any]],
-    keys: tuple[str, ...],
-    *,
-    lo: int,
-    hi: int,
-) -> tuple[list[torch.Tensor], TransformState, list[torch.Tensor]]:
-    """The consecutive whole parameters ``lo:hi`` as one chunk."""
-    return grads[lo:hi], {key: [entry[key] for entry in entries[lo:hi]] for key in keys}, params[lo:hi]
-
-
-def _flat_sliceable(param: torch.Tensor, grad: torch.Tensor, state: list[torch.Tensor]) -> bool:
-    """Whether parameter, gradient and state tensors can be cut into matching flat slices."""
-    return all(
-        isinstance(t, torch.Tensor) and t.shape == param.shape and t.is_contiguous() and not t.is_sparse
-        for t in (param, grad, *state)
-    )
-
-
-def _all_finite(tensors: list[torch.Tensor]) -> bool:
-    """True when no tensor holds NaN or ±Inf.
-
-    Fast path: one ``torch._foreach_norm`` (2-norm) over all tensors and one sync. A NaN or ±Inf element
-    makes its tensor's 2-norm non-finite, so finite norms prove every element finite. A non-finite norm can
-    also come from overflow of finite values (|g| ≳ 1e19 in float32); only then the exact per-element check
-    runs. (The ∞-norm would be exact in one pass, but on CPU it is ~10× slower than the 2-norm.)
-    """
-    tensors = [t for t in tensors if t.numel() > 0]
-    if not tensors:
-        return True
-    norms = list(torch._foreach_norm(tensors, 2.0))
-    dtype, device = norms[0].dtype, norms[0].device
-    if all(n.dtype == dtype and n.device == device for n in norms):
-        if bool(torch.stack(norms).isfinite().all()):
-            return True
-    elif all(bool(n.isfinite()) for n in norms):
-        return True
-    return all(bool(t.isfinite().all()) for t in tensors)
