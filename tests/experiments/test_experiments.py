@@ -25,10 +25,6 @@ from ravine.experiments import (
 from ravine.experiments import run as run_experiment
 from ravine.experiments._training import evaluate, loss_below, mlp, train
 
-# torch.func.jvp (used by ravine.curvature) loads torch's JIT decompositions on first use, which warns that
-# torch.jit.script is deprecated; that is torch's own warning, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-
 
 def _figure_has_axes(name: str, result: object) -> None:
     figure = REGISTRY[name].figure(result)

@@ -7,10 +7,7 @@ size and divides by the number of samples, so any split of the data gives the fu
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +17,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from ravine.curvature._data import DataLike, batch_size, check_data, iter_batches, move_batch
 from ravine.curvature._model import evaluation_mode, human_bytes, select_parameters, warn_about_layers
+from ravine.curvature._warnings import load_forward_ad
 from ravine.errors import (
     ConfigError,
     CurvatureError,
@@ -29,24 +27,11 @@ from ravine.errors import (
     RavineError,
 )
 
-__all__ = ["CurvatureOperator", "LossFn", "load_forward_ad"]
+__all__ = ["CurvatureOperator", "LossFn"]
 
 LossFn = Callable[[Any, Any], Tensor]
 PerBatch = Callable[[dict[str, Tensor], dict[str, Tensor], Any, Any], Tensor]
 BatchFn = Callable[[int, dict[str, Tensor], dict[str, Tensor], Any, Any], Tensor | None]
-
-
-@functools.cache
-def load_forward_ad() -> None:
-    """Import torch's forward-AD decompositions once, without the DeprecationWarning torch itself raises.
-
-    torch loads them on the first ``jvp`` and scripts them with ``torch.jit.script``, which warns; under
-    ``-W error`` (as in many test suites) that warning would break the first Hessian-vector product.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is", category=DeprecationWarning)
-        with contextlib.suppress(ImportError):  # other torch versions may not have the module
-            import torch._decomp.decompositions_for_jvp  # noqa: F401
 
 
 class CurvatureOperator:

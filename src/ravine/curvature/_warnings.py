@@ -1,9 +1,26 @@
-"""Warnings issued by ravine's curvature engine."""
+"""Warnings: the ones ravine's curvature engine issues, and one of torch's that it keeps from its users."""
 
 from __future__ import annotations
 
-__all__ = ["RavineWarning"]
+import contextlib
+import functools
+import warnings
+
+__all__ = ["RavineWarning", "load_forward_ad"]
 
 
 class RavineWarning(UserWarning):
     """Something ravine did on your behalf that changes the result (e.g. evaluating in eval mode)."""
+
+
+@functools.cache
+def load_forward_ad() -> None:
+    """Import torch's forward-AD decompositions once, without the DeprecationWarning torch itself raises.
+
+    torch loads them on the first ``jvp`` and scripts them with ``torch.jit.script``, which warns; under
+    ``-W error`` (as in many test suites) that warning would break the first Hessian-vector product.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is", category=DeprecationWarning)
+        with contextlib.suppress(ImportError):  # other torch versions may not have the module
+            import torch._decomp.decompositions_for_jvp  # noqa: F401
