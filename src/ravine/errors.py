@@ -12,8 +12,10 @@ __all__ = [
     "CurvatureError",
     "DataError",
     "MemoryBudgetError",
+    "MonitorWarning",
     "NonFiniteError",
     "RavineError",
+    "RavineWarning",
     "UnsupportedError",
 ]
 
@@ -44,3 +46,11 @@ class CurvatureError(RavineError, RuntimeError):
 
 class MemoryBudgetError(RavineError, MemoryError):
     """A requested object would not fit in memory; the message says how large it would be."""
+
+
+class RavineWarning(UserWarning):
+    """Something ravine did on your behalf that changes the result (e.g. evaluating in eval mode)."""
+
+
+class MonitorWarning(RavineWarning):
+    """The monitor's own failure (warned about once; the details are in ``monitor.errors``)."""

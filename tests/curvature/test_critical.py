@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from ravine.curvature import CriticalKind, HessianOperator, classify, escape, hw2_2_comparison
+from ravine.curvature import CriticalKind, HessianOperator, classify, escape
+from ravine.experiments.hw2_2 import hw2_2_comparison
 
 from ._helpers import F64, PROBLEMS, dense_hessian, problem
 

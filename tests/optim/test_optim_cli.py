@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ravine import cli
-from ravine.optim import PRESETS, compare_on_digits
+from ravine.experiments.digits_optimizers import compare_on_digits
+from ravine.optim import PRESETS
 
 
 def test_compare_on_digits_learns() -> None:

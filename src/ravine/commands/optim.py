@@ -38,7 +38,7 @@ def optimizers(
     """Train a small MLP on the digits with each preset; table, loss curves and a schedule gallery."""
     from rich.table import Table
 
-    from ravine.optim import compare_on_digits
+    from ravine.experiments.digits_optimizers import compare_on_digits
     from ravine.report.schedules import _figure, plot_schedule_gallery
 
     result = compare_on_digits(steps=steps, seed=seed)

@@ -11,7 +11,6 @@ The lecture's tools, at the scale of a real network:
 - :func:`classify` → :class:`CriticalPoint` (local minimum like / saddle / local maximum like / not a
   critical point / inconclusive) with the minimum ratio as positive / negative / flat shares.
 - :func:`escape` — a step along the negative-curvature eigenvector that lowers the loss.
-- :func:`hw2_2_comparison` — ML2021 HW2-2's Gauss-Newton "minimum ratio" next to the exact Hessian.
 
 Example:
     >>> import torch
@@ -29,11 +28,10 @@ from __future__ import annotations
 
 from ravine.curvature._critical import CriticalKind, CriticalPoint, classify, classify_hessian
 from ravine.curvature._escape import EscapeResult, escape, escape_hessian
-from ravine.curvature._hw2_2 import HW22Comparison, hw2_2_comparison
 from ravine.curvature._lanczos import EigenResult, lanczos
 from ravine.curvature._operator import GGNOperator, HessianOperator
 from ravine.curvature._spectrum import SpectralDensity, TraceEstimate, hutchinson, hutchpp, spectral_density
-from ravine.curvature._warnings import RavineWarning
+from ravine.errors import RavineWarning
 
 __all__ = [
     "CriticalKind",
@@ -41,7 +39,6 @@ __all__ = [
     "EigenResult",
     "EscapeResult",
     "GGNOperator",
-    "HW22Comparison",
     "HessianOperator",
     "RavineWarning",
     "SpectralDensity",
@@ -52,7 +49,6 @@ __all__ = [
     "escape_hessian",
     "hutchinson",
     "hutchpp",
-    "hw2_2_comparison",
     "lanczos",
     "spectral_density",
 ]

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from ravine.curvature._data import DataLike, batch_size, check_data, iter_batches, move_batch
+from ravine.curvature._forward_ad import load_forward_ad
 from ravine.curvature._model import evaluation_mode, human_bytes, select_parameters, warn_about_layers
-from ravine.curvature._warnings import load_forward_ad
 from ravine.errors import (
     ConfigError,
     CurvatureError,

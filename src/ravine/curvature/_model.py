@@ -16,8 +16,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from ravine.curvature._warnings import RavineWarning
-from ravine.errors import ConfigError
+from ravine.errors import ConfigError, RavineWarning
 
 __all__ = ["evaluation_mode", "human_bytes", "select_parameters", "warn_about_layers"]
 

@@ -18,18 +18,19 @@ the steps they came from) and remedies from the lectures. Built-in labelled scen
 
 from __future__ import annotations
 
-from ravine.diagnose._history import COLUMNS, History, MonitorConfig, MonitorWarning
+from ravine.diagnose._config import MonitorConfig, Thresholds
+from ravine.diagnose._history import COLUMNS, History
 from ravine.diagnose._monitor import Monitor
 from ravine.diagnose._records import (
     CriticalPointRecord,
     Evidence,
     ProbeRecord,
     Remedy,
-    Thresholds,
     Verdict,
     VerdictKind,
 )
 from ravine.diagnose._verdict import judge
+from ravine.errors import MonitorWarning
 
 __all__ = [
     "COLUMNS",

@@ -28,13 +28,14 @@ import torch
 from torch import nn
 
 from ravine.diagnose._classify import classify_plateau
-from ravine.diagnose._history import History, MonitorConfig, MonitorWarning
+from ravine.diagnose._config import MonitorConfig
+from ravine.diagnose._history import History
 from ravine.diagnose._probes import isolated, probe_curvature_noise
 from ravine.diagnose._records import CriticalPointRecord, ProbeRecord, Verdict, VerdictKind
 from ravine.diagnose._rows import Row, RowBuffer, as_tensor
 from ravine.diagnose._signals import UpdateTracker, effective_lr_stats, layer_grad_norms
 from ravine.diagnose._verdict import judge
-from ravine.errors import ConfigError
+from ravine.errors import ConfigError, MonitorWarning
 
 __all__ = ["Monitor"]
 

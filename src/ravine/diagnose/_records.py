@@ -12,7 +12,6 @@ __all__ = [
     "Evidence",
     "ProbeRecord",
     "Remedy",
-    "Thresholds",
     "Verdict",
     "VerdictKind",
 ]
@@ -129,52 +128,3 @@ class CriticalPointRecord:
     source: str
     escape_norms: tuple[tuple[str, float], ...] = ()
     escape_loss_drop: float = math.nan
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The numbers the rules compare against; defaults are calibrated on the labelled suite in the tests.
-
-    Attributes:
-        window: Steps the rules look back over.
-        plateau_tol: A loss falling by less than this share of its level per window is flat.
-        plateau_z: ... or by less than this many standard errors of the halves' means (batch noise).
-        small_grad_ratio: ‖g‖ below this share of its largest value so far is small.
-        small_grad_abs: ‖g‖ below this is small whatever its history.
-        cos_anti: Mean cosine of successive updates at or below this: they bounce (ravine).
-        cos_aligned: Mean cosine at or above this: they agree (LR too small).
-        cos_uncorrelated: |mean cosine| below this: uncorrelated (noise, weak evidence).
-        overshoot: Step over the 1-D optimum along it (η·λ_d for SGD) at or above this: bouncing.
-        undershoot: Step over the 1-D optimum below this: far too short.
-        tiny_update_ratio: ‖Δθ‖/‖θ‖ below this is a tiny step.
-        snr_noise: Gradient signal-to-noise ratio below this: noise dominates.
-        spike_factor: A loss this many times the median before it is a spike; it recovers when it falls this
-            many times below its peak.
-        burst_lr_factor: Growth of the effective learning rate η/σ that makes a spike an adaptive-LR burst.
-        burst_memory: Steps back the burst rule searches.
-        blowup_factor: Loss this many times above its best (and rising) is diverging.
-        converged_fraction: Loss below this share of its start is converged.
-        classification_max_age: Steps a Hessian classification stays valid.
-        noise_floor_progress: A flat, noise-dominated loss that has already fallen by this share of its start is
-            at its noise floor around a minimum (healthy, converged); one that has not is stuck in noise.
-    """
-
-    window: int = 100
-    plateau_tol: float = 0.01
-    plateau_z: float = 2.0
-    small_grad_ratio: float = 0.02
-    small_grad_abs: float = 1e-3
-    cos_anti: float = -0.3
-    cos_aligned: float = 0.5
-    cos_uncorrelated: float = 0.3
-    overshoot: float = 1.8
-    undershoot: float = 0.02
-    tiny_update_ratio: float = 1e-5
-    snr_noise: float = 1.0
-    spike_factor: float = 10.0
-    burst_lr_factor: float = 5.0
-    burst_memory: int = 2000
-    blowup_factor: float = 10.0
-    converged_fraction: float = 1e-3
-    classification_max_age: int = 300
-    noise_floor_progress: float = 0.2

@@ -32,11 +32,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ravine.diagnose._config import Thresholds
 from ravine.diagnose._records import (
     CriticalPointRecord,
     Evidence,
     ProbeRecord,
-    Thresholds,
     Verdict,
     VerdictKind,
 )

@@ -16,8 +16,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ravine.diagnose._config import Thresholds
 from ravine.diagnose._history import Columns
-from ravine.diagnose._records import ProbeRecord, Thresholds
+from ravine.diagnose._records import ProbeRecord
 
 __all__ = [
     "MARGIN",

@@ -163,13 +163,6 @@ def pick_config(config_type: type[Any], mode: str, overrides: dict[str, Any]) ->
     return dataclasses.replace(preset, **changes)
 
 
-def check_positive(owner: str, **values: float) -> None:
-    """Raise :class:`ConfigError` naming the first value that is not positive."""
-    for key, value in values.items():
-        if not value > 0:
-            raise ConfigError(f"{owner}: {key} must be positive, got {key}={value}")
-
-
 def format_rows(rows: Sequence[Sequence[object]]) -> list[list[object]]:
     """Round floats to 4 significant digits for display; other cells pass through."""
     return [[f"{cell:.4g}" if isinstance(cell, float) else cell for cell in row] for row in rows]

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ravine._validate import check_all_positive
 from ravine.data import Dataset, digits, mnist1d
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, check_positive, format_rows
+from ravine.experiments._base import ClaimCheck, format_rows
 from ravine.experiments._training import ProgressFn, evaluate, mlp, no_progress, single_threaded, train
 
 __all__ = ["AdaptiveConfig", "AdaptiveResult", "run"]
@@ -177,7 +178,7 @@ def run(config: AdaptiveConfig | None = None, *, progress: ProgressFn | None = N
 
     config = config or AdaptiveConfig.quick()
     report = progress or no_progress
-    check_positive(
+    check_all_positive(
         "adaptive", steps=config.steps, batch_size=config.batch_size, checkpoints=config.checkpoints
     )
     rates = config.learning_rates()

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from ravine._validate import check_all_positive
 from ravine.data import mnist1d
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, check_positive, format_rows
+from ravine.experiments._base import ClaimCheck, format_rows
 from ravine.experiments._training import (
     ProgressFn,
     evaluate,
@@ -205,7 +206,7 @@ def run(config: BatchConfig | None = None, *, progress: ProgressFn | None = None
 
     config = config or BatchConfig.quick()
     report = progress or no_progress
-    check_positive("batch", epochs=config.epochs, num_samples=config.num_samples, seeds=config.seeds)
+    check_all_positive("batch", epochs=config.epochs, num_samples=config.num_samples, seeds=config.seeds)
     if len(config.batch_sizes) < 2 or not config.learning_rates or any(b < 1 for b in config.batch_sizes):
         raise ConfigError(f"batch: need two or more positive batch sizes and a learning rate, got {config}")
     data = mnist1d(num_samples=config.num_samples, seed=config.seed)

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ravine._validate import check_all_positive
 from ravine.data import digits, mnist1d
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, check_positive, format_rows
+from ravine.experiments._base import ClaimCheck, format_rows
 from ravine.experiments._training import (
     ProgressFn,
     evaluate,
@@ -172,7 +173,7 @@ def run(config: LandscapeConfig | None = None, *, progress: ProgressFn | None = 
     """
     config = config or LandscapeConfig.quick()
     report = progress or no_progress
-    check_positive("landscape", steps=config.steps, lr=config.lr, span=config.span)
+    check_all_positive("landscape", steps=config.steps, lr=config.lr, span=config.span)
     if config.grid < 3 or config.line_points < 5 or config.snapshot_every < 1:
         raise ConfigError(f"landscape: need grid >= 3, line_points >= 5, snapshot_every >= 1; got {config}")
     x, y, x_test, y_test, features = _load(config.dataset, config.seed)

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ravine._validate import check_all_positive
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, check_positive, format_rows
+from ravine.experiments._base import ClaimCheck, format_rows
 from ravine.experiments._training import ProgressFn, no_progress, single_threaded
 
 __all__ = ["MinimumRatioConfig", "MinimumRatioResult", "NetPoint", "run", "target_function"]
@@ -199,7 +200,7 @@ def run(
 
     config = config or MinimumRatioConfig.quick()
     report = progress or no_progress
-    check_positive(
+    check_all_positive(
         "minimum_ratio", nets=config.nets, hidden=config.hidden, lr=config.lr, grad_lr=config.grad_lr
     )
     if config.points < 4 or config.train_steps < 0 or config.grad_steps < 0 or config.eps < 0:

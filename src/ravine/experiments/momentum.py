@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ravine._validate import check_all_positive
 from ravine.data import digits
-from ravine.experiments._base import ClaimCheck, check_positive, format_rows
+from ravine.experiments._base import ClaimCheck, format_rows
 from ravine.experiments._training import ProgressFn, evaluate, mlp, no_progress, single_threaded, train
 
 __all__ = ["MomentumConfig", "MomentumResult", "run"]
@@ -131,7 +132,7 @@ def run(config: MomentumConfig | None = None, *, progress: ProgressFn | None = N
 
     config = config or MomentumConfig.quick()
     report = progress or no_progress
-    check_positive(
+    check_all_positive(
         "momentum",
         surface_lr=config.surface_lr,
         surface_steps=config.surface_steps,

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ravine._validate import check_all_positive
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, check_positive, format_rows
+from ravine.experiments._base import ClaimCheck, format_rows
 from ravine.experiments._training import ProgressFn, no_progress, single_threaded
 from ravine.experiments._transformer import TinyTransformer, adaptive_lr_variance, make_batch
 
@@ -238,7 +239,7 @@ def run(config: WarmupConfig | None = None, *, progress: ProgressFn | None = Non
 
     config = config or WarmupConfig.quick()
     report = progress or no_progress
-    check_positive(
+    check_all_positive(
         "warmup",
         lr=config.lr,
         steps=config.steps,

@@ -45,7 +45,6 @@ Example:
 
 from __future__ import annotations
 
-from ravine.optim._demo import DigitsComparison, PresetRun, compare_on_digits
 from ravine.optim._optimizer import (
     ChainOptimizer,
     LayerLR,
@@ -96,7 +95,6 @@ __all__ = [
     "Constant",
     "CosineDecay",
     "DecoupledWeightDecay",
-    "DigitsComparison",
     "EmaMomentum",
     "ExponentialDecay",
     "Identity",
@@ -108,7 +106,6 @@ __all__ = [
     "LinearWarmup",
     "Momentum",
     "NonFinitePolicy",
-    "PresetRun",
     "Product",
     "RAdam",
     "RMSProp",
@@ -126,7 +123,6 @@ __all__ = [
     "adam",
     "adamw",
     "chain",
-    "compare_on_digits",
     "momentum",
     "radam",
     "rmsprop",

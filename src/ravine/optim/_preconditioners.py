@@ -28,8 +28,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ravine._validate import check_nonnegative, check_positive, check_unit_interval
 from ravine.optim._transforms import Transform, TransformState
-from ravine.optim._validate import check_nonnegative, check_positive, check_unit_interval
 
 __all__ = ["AdagradMean", "AdagradSum", "Adam", "RAdam", "RMSProp"]
 

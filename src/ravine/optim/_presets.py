@@ -45,12 +45,12 @@ from typing import Any
 
 import torch
 
+from ravine._validate import check_nonnegative
 from ravine.errors import ConfigError
 from ravine.optim._optimizer import ChainOptimizer, NonFinitePolicy
 from ravine.optim._preconditioners import AdagradMean, AdagradSum, Adam, RAdam, RMSProp
 from ravine.optim._schedules import InverseTimeDecay, Schedule
 from ravine.optim._transforms import DecoupledWeightDecay, Momentum, Transform, WeightDecay, chain
-from ravine.optim._validate import check_nonnegative
 
 __all__ = ["adagrad", "adam", "adamw", "momentum", "radam", "rmsprop", "sgd"]
 

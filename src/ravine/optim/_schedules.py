@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ravine._validate import check_nonnegative, check_positive, check_positive_int
 from ravine.errors import ConfigError
-from ravine.optim._validate import check_nonnegative, check_positive, check_positive_int
 
 __all__ = [
     "Constant",

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ravine.optim._validate import check_closed_unit_interval, check_nonnegative, check_unit_interval
+from ravine._validate import check_closed_unit_interval, check_nonnegative, check_unit_interval
 
 __all__ = [
     "Chain",

@@ -9,7 +9,7 @@ from ravine.report._figures import new_figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ravine.optim import DigitsComparison
+    from ravine.experiments.digits_optimizers import DigitsComparison
 
 __all__ = ["digits_loss_figure"]
 

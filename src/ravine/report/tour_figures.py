@@ -9,7 +9,7 @@ from ravine.report._figures import new_figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ravine.curvature import HW22Comparison
+    from ravine.experiments.hw2_2 import HW22Comparison
 
 __all__ = ["hw2_2_figure"]
 

@@ -54,7 +54,7 @@ def torch_parity(name: str, *, steps: int = 300, lr: float = 1e-2, seed: int = 0
 def optimizers_chapter(*, full: bool, progress: Progress) -> Chapter:
     """Every preset on the digits, its agreement with torch.optim, and the lectures' schedules."""
     from ravine.commands.optim import schedule_gallery_examples
-    from ravine.optim import compare_on_digits
+    from ravine.experiments.digits_optimizers import compare_on_digits
     from ravine.report.optimizers import digits_loss_figure
     from ravine.report.schedules import plot_schedule_gallery
 
@@ -181,7 +181,7 @@ def lab_chapter(*, full: bool, progress: Progress) -> Chapter:
 
 def curvature_chapter(*, full: bool, progress: Progress) -> Chapter:
     """ML2021 HW2-2's per-layer Gauss-Newton "minimum ratio" next to ravine's exact classification."""
-    from ravine.curvature import hw2_2_comparison
+    from ravine.experiments.hw2_2 import hw2_2_comparison
     from ravine.report.tour_figures import hw2_2_figure
 
     progress(0, 1)

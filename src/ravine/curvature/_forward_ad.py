@@ -1,4 +1,4 @@
-"""Warnings: the ones ravine's curvature engine issues, and one of torch's that it keeps from its users."""
+"""One of torch's warnings that ravine keeps from its users: the first forward-AD pass scripts its decompositions."""
 
 from __future__ import annotations
 
@@ -6,11 +6,7 @@ import contextlib
 import functools
 import warnings
 
-__all__ = ["RavineWarning", "load_forward_ad"]
-
-
-class RavineWarning(UserWarning):
-    """Something ravine did on your behalf that changes the result (e.g. evaluating in eval mode)."""
+__all__ = ["load_forward_ad"]
 
 
 @functools.cache

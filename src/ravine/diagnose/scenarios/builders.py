@@ -29,10 +29,6 @@ def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.mse_loss(out, y)
 
 
-def _huber(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.huber_loss(out, y, delta=1.0)
-
-
 def _ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(out, y)
 
@@ -133,47 +129,47 @@ class _DeepLinear(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- builders
-def _ravine_surface(seed: int) -> Run:
+def ravine_surface(seed: int) -> Run:
     model = _Surface((30.0, 3.0), 0.02)
     x = torch.zeros(1, 1)
     return Run(model, torch.optim.SGD(model.parameters(), lr=1e-2), _identity_loss, _full(x, x))
 
 
-def _small_linreg(seed: int) -> Run:
+def small_linreg(seed: int) -> Run:
     x, y = _regression(256, 6, seed)
     torch.manual_seed(seed)
     model = nn.Linear(6, 1)
     return Run(model, torch.optim.SGD(model.parameters(), lr=1e-5), _mse, _full(x, y))
 
 
-def _small_mlp_adagrad(seed: int) -> Run:
+def small_mlp_adagrad(seed: int) -> Run:
     x, y = _mnist1d(seed)
     model = _mlp(40, 64, 10, seed)
     return Run(model, torch.optim.Adagrad(model.parameters(), lr=1e-5), _ce, _minibatches(x, y, 128, seed))
 
 
-def _small_deeplinear_adadelta(seed: int) -> Run:
+def small_deeplinear_adadelta(seed: int) -> Run:
     x, y = _regression(256, 6, seed)
     y = y.repeat(1, 6)
     model = _DeepLinear(6, 3, 0.6, seed)
     return Run(model, torch.optim.Adadelta(model.parameters(), lr=1e-3), _mse, _full(x, y))
 
 
-def _small_cnn_momentum(seed: int) -> Run:
+def small_cnn_momentum(seed: int) -> Run:
     x, y = _mnist1d(seed)
     model = _Conv(10, seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
     return Run(model, optimizer, _ce, _minibatches(x, y, 128, seed))
 
 
-def _saddle_deeplinear(seed: int) -> Run:
+def saddle_deeplinear(seed: int) -> Run:
     x, y = _regression(256, 6, seed)
     y = y.repeat(1, 6)
     model = _DeepLinear(6, 2, 1e-6, seed)
     return Run(model, torch.optim.SGD(model.parameters(), lr=0.01), _mse, _full(x, y))
 
 
-def _saddle_mlp_momentum(seed: int) -> Run:
+def saddle_mlp_momentum(seed: int) -> Run:
     x, y = _regression(256, 4, seed)
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
@@ -184,14 +180,14 @@ def _saddle_mlp_momentum(seed: int) -> Run:
     return Run(model, optimizer, _mse, _full(x, y))
 
 
-def _minimum_linreg(seed: int) -> Run:
+def minimum_linreg(seed: int) -> Run:
     x, y = _regression(256, 6, seed, noise=3.0)
     torch.manual_seed(seed)
     model = nn.Linear(6, 1)
     return Run(model, torch.optim.SGD(model.parameters(), lr=0.2), _mse, _full(x, y))
 
 
-def _minimum_mlp_momentum(seed: int) -> Run:
+def minimum_mlp_momentum(seed: int) -> Run:
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(256, 4, generator=generator)
     y = torch.sin(3 * x[:, :1]) * torch.cos(2 * x[:, 1:2]) + 0.5 * torch.randn(256, 1, generator=generator)
@@ -199,7 +195,7 @@ def _minimum_mlp_momentum(seed: int) -> Run:
     return Run(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), _mse, _full(x, y))
 
 
-def _noise_random_labels(seed: int) -> Run:
+def noise_random_labels(seed: int) -> Run:
     x, _ = _mnist1d(seed, n=5000)
     generator = torch.Generator().manual_seed(seed + 7)
     y = torch.randint(0, 10, (len(x),), generator=generator)
@@ -207,7 +203,7 @@ def _noise_random_labels(seed: int) -> Run:
     return Run(model, torch.optim.SGD(model.parameters(), lr=0.05), _ce, _minibatches(x, y, 16, seed))
 
 
-def _diverging_mlp(seed: int) -> Run:
+def diverging_mlp(seed: int) -> Run:
     x, y = _mnist1d(seed)
     model = _mlp(40, 64, 10, seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -219,7 +215,7 @@ def _diverging_mlp(seed: int) -> Run:
     return Run(model, optimizer, _ce, _minibatches(x, y, 64, seed), before)
 
 
-def _diverging_cnn_nan(seed: int) -> Run:
+def diverging_cnn_nan(seed: int) -> Run:
     x, y = _mnist1d(seed)
     model = _Conv(10, seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -235,7 +231,7 @@ def _diverging_cnn_nan(seed: int) -> Run:
     return Run(model, optimizer, _ce, batch)
 
 
-def _bursts_surface_adagrad(seed: int) -> Run:
+def bursts_surface_adagrad(seed: int) -> Run:
     model = _Surface((30.0, 3.0), 0.02)
     x = torch.zeros(1, 1)
     # The lecture's Adagrad divides by the *mean* of past g² (σ = sqrt(Σg²/(t+1))); torch's divides by the sum,
@@ -246,26 +242,26 @@ def _bursts_surface_adagrad(seed: int) -> Run:
 
 
 # ---------------------------------------------------------------------------------------------- healthy
-def _healthy_mlp_adam(seed: int) -> Run:
+def healthy_mlp_adam(seed: int) -> Run:
     x, y = _mnist1d(seed, n=4000)
     model = _mlp(40, 64, 10, seed)
     return Run(model, torch.optim.Adam(model.parameters(), lr=1e-3), _ce, _minibatches(x, y, 64, seed))
 
 
-def _healthy_mlp_momentum(seed: int) -> Run:
+def healthy_mlp_momentum(seed: int) -> Run:
     x, y = _mnist1d(seed, n=4000)
     model = _mlp(40, 64, 10, seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
     return Run(model, optimizer, _ce, _minibatches(x, y, 64, seed))
 
 
-def _healthy_cnn_adam(seed: int) -> Run:
+def healthy_cnn_adam(seed: int) -> Run:
     x, y = _mnist1d(seed, n=4000)
     model = _Conv(10, seed)
     return Run(model, torch.optim.Adam(model.parameters(), lr=2e-3), _ce, _minibatches(x, y, 64, seed))
 
 
-def _healthy_digits_adagrad(seed: int) -> Run:
+def healthy_digits_adagrad(seed: int) -> Run:
     from ravine.data import digits
 
     data = digits(seed=seed)
@@ -274,14 +270,14 @@ def _healthy_digits_adagrad(seed: int) -> Run:
     return Run(model, optimizer, _ce, _minibatches(data.x_train, data.y_train, 32, seed))
 
 
-def _healthy_deeplinear_adadelta(seed: int) -> Run:
+def healthy_deeplinear_adadelta(seed: int) -> Run:
     x, y = _regression(512, 6, seed, noise=0.5)
     y = y.repeat(1, 6) + 0.1 * torch.randn(512, 6, generator=torch.Generator().manual_seed(seed))
     model = _DeepLinear(6, 3, 0.5, seed)
     return Run(model, torch.optim.Adadelta(model.parameters(), lr=0.5), _mse, _minibatches(x, y, 32, seed))
 
 
-def _healthy_linreg_sgd(seed: int) -> Run:
+def healthy_linreg_sgd(seed: int) -> Run:
     x, y = _regression(4096, 20, seed, noise=0.5)
     torch.manual_seed(seed)
     model = nn.Linear(20, 1)

@@ -1,4 +1,4 @@
-"""Validation helpers: a bad hyper-parameter raises :class:`~ravine.errors.ConfigError` naming the value."""
+"""ravine's one home for validators: a bad value raises :class:`~ravine.errors.ConfigError` naming it and the fix."""
 
 from __future__ import annotations
 
@@ -44,3 +44,9 @@ def check_positive_int(owner: str, name: str, value: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{owner}: {name} must be an integer >= 1, got {name}={value!r}")
     return value
+
+
+def check_all_positive(owner: str, **values: float) -> None:
+    """Every keyword's value must be a finite number > 0; the first that is not is named."""
+    for name, value in values.items():
+        check_positive(owner, name, value)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ravine.curvature._critical import CriticalPoint, classify_hessian
-from ravine.curvature._operator import GGNOperator, HessianOperator
-from ravine.curvature._warnings import load_forward_ad
+from ravine.curvature import CriticalPoint, GGNOperator, HessianOperator, classify_hessian
+from ravine.curvature._forward_ad import load_forward_ad
 
 __all__ = ["HW22Comparison", "hw2_2_comparison", "hw2_2_data", "hw2_2_model"]
 
