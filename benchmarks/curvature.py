@@ -33,15 +33,13 @@ import argparse
 import copy
 import importlib
 import math
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -52,7 +50,8 @@ from rich.console import Console
 from torch import Tensor, nn
 from torch.nn.functional import cross_entropy
 
-from benchmarks._timing import interleaved_medians
+from benchmarks._report import Section, Targets, emit, fmt_time
+from benchmarks._timing import conditions, interleaved_medians
 from ravine.curvature import HessianOperator, hutchinson, hutchpp, lanczos, spectral_density
 from ravine.data import mnist1d
 
@@ -298,42 +297,6 @@ def wasserstein1(a: Quadrature, b: Quadrature) -> float:
 
 
 # ------------------------------------------------------------------------------------------ results
-@dataclass
-class Section:
-    """One markdown table with a title and notes."""
-
-    title: str
-    header: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    left: tuple[int, ...] = (0,)
-
-    def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |"]
-        lines.append(
-            "| " + " | ".join("---" if i in self.left else "---:" for i in range(len(self.header))) + " |"
-        )
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
-        if self.notes:
-            lines.append("")
-            lines += [f"- {note}" for note in self.notes]
-        return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Targets:
-    """The issue's targets with what was measured."""
-
-    lines: list[tuple[str, str, bool | None]] = field(default_factory=list)
-
-    def add(self, target: str, measured: str, met: bool | None) -> None:
-        self.lines.append((target, measured, met))
-
-
-def fmt_time(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{1e3 * seconds:.0f} ms"
-
-
 # -------------------------------------------------------------------------------------- 1. top-5
 @dataclass
 class EigenRun:
@@ -897,29 +860,21 @@ def slq_layout_section(problem: Problem) -> Section:
 
 
 # ------------------------------------------------------------------------------------------- main
-def conditions(config: Config, threads: int, note: str, n: int, samples: int) -> str:
-    versions = []
-    for module in ("pyhessian", "hessian_eigenthings", "curvlinops", "backpack", "scipy"):
-        try:
-            from importlib.metadata import version
+def problem_line(config: Config, threads: int, note: str, n: int, samples: int) -> str:
+    """The machine's conditions, the peers' versions and the problem, for the section's header."""
+    from importlib.metadata import PackageNotFoundError, version
 
-            name = {
-                "pyhessian": "pyhessian",
-                "hessian_eigenthings": "hessian-eigenthings",
-                "curvlinops": "curvlinops-for-pytorch",
-                "backpack": "backpack-for-pytorch",
-                "scipy": "scipy",
-            }[module]
+    names = ("pyhessian", "hessian-eigenthings", "curvlinops-for-pytorch", "backpack-for-pytorch", "scipy")
+    versions = []
+    for name in names:
+        try:
             versions.append(f"{name} {version(name)}")
-        except Exception:  # pragma: no cover - version lookup is cosmetic
-            versions.append(f"{module} ?")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+        except PackageNotFoundError:
+            versions.append(f"{name} not installed")
     return (
-        f"torch {torch.__version__} (CPU), {', '.join(versions)}; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores shared with other jobs (load average {load:.1f} at the start), "
-        f"`torch.set_num_threads({threads})`. Model: MLP 40-320-256-10 (ReLU), {n:,} parameters; {note}. "
-        f"Hessian of the mean cross-entropy over a fixed full batch of {samples} training samples, float32."
-        + (" Quick run (`--quick`)." if config is QUICK else "")
+        f"{conditions(threads)}; {', '.join(versions)}. Model: MLP 40-320-256-10 (ReLU), {n:,} parameters; "
+        f"{note}. Hessian of the mean cross-entropy over a fixed full batch of {samples} training samples, "
+        "float32." + (" Quick run (`--quick`)." if config is QUICK else "")
     )
 
 
@@ -941,7 +896,7 @@ def main(argv: list[str] | None = None) -> None:
     log(f"{'quick' if args.quick else 'full'} run, {args.threads} thread(s): training the model")
     model, x, y, note = make_problem(config.samples)
     n = sum(p.numel() for p in model.parameters())
-    header = conditions(config, args.threads, note, n, config.samples)
+    header = problem_line(config, args.threads, note, n, config.samples)
     targets = Targets()
     problem = Problem(model, x, y, config)
     eigen, _ = eigen_section(problem, targets)
@@ -967,11 +922,7 @@ def main(argv: list[str] | None = None) -> None:
         layout.markdown(),
     ]
     text = "\n".join(parts)
-    print(text)
-    if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
-        log(f"wrote {args.markdown}")
+    emit(text, args.markdown)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import torch
 
+from benchmarks._report import emit
 from benchmarks._timing import conditions, interleaved_medians
 from ravine.optim import AdagradMean, Momentum, RMSProp
 from ravine.surfaces import LabConfig, Ravine, run_lab
@@ -208,9 +209,7 @@ def main() -> None:
         "",
     ]
     print(lines[-2])
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines))
+    emit("\n".join(lines), args.markdown, echo=False)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmarks._report import emit
 from benchmarks._timing import conditions, interleaved_medians
 from ravine.diagnose import Monitor, MonitorConfig
 
@@ -217,7 +218,7 @@ def main() -> None:
     ]
     print("\n".join(lines), flush=True)
 
-    def emit(row: str) -> None:
+    def row_out(row: str) -> None:
         lines.append(row)
         print(row, flush=True)
 
@@ -240,15 +241,15 @@ def main() -> None:
         bare_loop = loops[(opt, "bare")]
         bare = bare_step.setdefault(opt, medians[f"{opt}: bare"] / args.steps)
         if loop is bare_loop:
-            emit(f"| {opt} | {label} | {1e3 * per:.2f} | — | — | | |")
+            row_out(f"| {opt} | {label} | {1e3 * per:.2f} | — | — | | |")
             continue
         same = "yes" if _identical(bare_loop.model, loop.model) else "**no**"
         if loop.monitor is None:
-            emit(f"| {opt} | {label} | {1e3 * per:.2f} | {100 * (per / bare - 1):+.1f}% | — | | {same} |")
+            row_out(f"| {opt} | {label} | {1e3 * per:.2f} | {100 * (per / bare - 1):+.1f}% | — | | {same} |")
             continue
         inside = statistics.median(loop.inside[1:])  # the first call is the warm-up
         met = "yes" if inside / bare <= TARGET else "**no**"
-        emit(
+        row_out(
             f"| {opt} | {label} | {1e3 * per:.2f} | {100 * (per / bare - 1):+.1f}% "
             f"| {1e3 * inside:.3f} ms = {100 * inside / bare:.1f}% | {met} | {same} |"
         )
@@ -266,7 +267,7 @@ def main() -> None:
         )
         bare = medians["bare"] / steps_of["bare"]
         cockpit = medians['Cockpit "economy"'] / steps_of['Cockpit "economy"']
-        emit(
+        row_out(
             f'| SGD | Cockpit "economy", every quantity every step | {1e3 * cockpit:,.0f} '
             f"| {cockpit / bare:,.0f}× the bare step ({1e3 * bare:.2f} ms in this run) | — | **no** | — |"
         )
@@ -300,15 +301,13 @@ def main() -> None:
     print("\n".join(tail), flush=True)
     every = MonitorConfig().judge_every
     for length, seconds in verdict_cost([500, 2_500, 10_000, 40_000], every):
-        emit(
+        row_out(
             f"| {length:,} | {1e3 * seconds:.1f} ms | {1e3 * seconds / every:.3f} ms "
             f"| {100 * seconds / every / bare_step['Adam']:.1f}% |"
         )
     lines += ["", f"End: {conditions(args.threads)}.", ""]
     print(lines[-2])
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines))
+    emit("\n".join(lines), args.markdown, echo=False)
 
 
 if __name__ == "__main__":

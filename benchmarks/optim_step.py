@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 import ravine.optim as ro
+from benchmarks._report import emit
 from benchmarks._timing import conditions, interleaved_medians
 
 VOCAB, WIDTH, BLOCKS = 8000, 256, 10
@@ -187,9 +188,7 @@ def main() -> None:
         "",
     ]
     print(lines[-2])
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines))
+    emit("\n".join(lines), args.markdown, echo=False)
 
 
 if __name__ == "__main__":
