@@ -1,4 +1,4 @@
-"""The tour: chapter selection, the torch.optim parity it reports, the report it writes, and its CLI."""
+"""The tour: chapter selection, the report it writes, and its CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from ravine.progress import Progress
 from ravine.report import new_figure
 from ravine.report.tour import summary_rows, write_tour
 from ravine.tour import CHAPTERS, Chapter, TourResult, chapter_names, run_tour
-from ravine.tour._parts import torch_parity
 
 
 def test_chapter_names_keep_report_order_and_reject_unknown() -> None:
@@ -21,24 +20,6 @@ def test_chapter_names_keep_report_order_and_reject_unknown() -> None:
     assert chapter_names(["landscape", "lab"]) == ["lab", "landscape"]
     with pytest.raises(ConfigError, match=r"unknown chapter\(s\) \['labs'\]; choose from"):
         chapter_names(["labs"])
-
-
-@pytest.mark.parametrize("preset", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "radam"])
-def test_parity_with_torch_optim_is_float64_round_off(preset: str) -> None:
-    assert torch_parity(preset, steps=100) <= 1e-12
-
-
-def test_parity_detects_a_different_rule() -> None:
-    # ravine's Adagrad (torch's root-sum-square) against torch's RMSprop must not agree.
-    from ravine.tour import _parts
-
-    twins = dict(_parts._TORCH_TWIN)
-    try:
-        _parts._TORCH_TWIN["adagrad"] = ("RMSprop", {})
-        assert torch_parity("adagrad", steps=50) > 1e-3
-    finally:
-        _parts._TORCH_TWIN.clear()
-        _parts._TORCH_TWIN.update(twins)
 
 
 def _hand_made_result() -> TourResult:
@@ -70,7 +51,9 @@ def test_write_tour_embeds_figures_escapes_text_and_writes_pngs(tmp_path: Path) 
     assert len(re.findall(r'src="data:image/png;base64,', text)) == 1
     assert "A &lt;chapter&gt;" in text and "<chapter>" not in text
     assert "1/2 claims hold" in text
-    assert "does not hold</b> — gradient small: ‖g‖ = 3" in text
+    assert '<tr id="claim-lab-2" class="no">' in text and "✗ NO — did not hold" in text
+    assert text.count("gradient small") == 1  # each claim once
+    assert '<a href="#claim-lab-2">' in text and '<a href="#lab">' in text
     assert summary_rows(result)[1:] == [
         ["lab", "loss falls", "from 1 to 0", "yes"],
         ["lab", "gradient small", "‖g‖ = 3", "NO"],

@@ -40,9 +40,9 @@ def optimizers(
     table = Table(title=f"digits, MLP 64-{result.hidden}-10, {steps} steps of batch {result.batch_size}")
     header, *rows = digits_table(result)
     for column in header:
-        table.add_column(column, justify="left" if column == "optimizer" else "right")
+        table.add_column(str(column), justify="left" if column == "optimizer" else "right")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(str(cell) for cell in row))
     console.print(table)
     (loss_path,) = save_figure(digits_loss_figure(result), folder / "optimizers-loss.png")
     (gallery_path,) = save_figure(

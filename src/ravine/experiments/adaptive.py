@@ -73,6 +73,12 @@ class AdaptiveConfig:
     monitor: bool = True
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Check every setting at construction; a bad one raises :class:`~ravine.errors.ConfigError`."""
+        check_all_positive(
+            "adaptive", steps=self.steps, batch_size=self.batch_size, checkpoints=self.checkpoints
+        )
+
     @classmethod
     def quick(cls) -> AdaptiveConfig:
         """Seconds: a 3-point rate search per optimizer, then 8 runs of 250 updates."""
@@ -179,9 +185,6 @@ def run(config: AdaptiveConfig | None = None, *, progress: Progress | None = Non
 
     config = config or AdaptiveConfig.quick()
     report = progress or silent
-    check_all_positive(
-        "adaptive", steps=config.steps, batch_size=config.batch_size, checkpoints=config.checkpoints
-    )
     rates = config.learning_rates()
     data = _load(config.dataset, config.num_samples, config.seed)
     x, y = data.x_train, data.y_train

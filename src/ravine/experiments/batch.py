@@ -81,6 +81,12 @@ class BatchConfig:
     alphas: int = 31
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Check every setting at construction; a bad one raises :class:`~ravine.errors.ConfigError`."""
+        check_all_positive("batch", epochs=self.epochs, num_samples=self.num_samples, seeds=self.seeds)
+        if len(self.batch_sizes) < 2 or not self.learning_rates or any(b < 1 for b in self.batch_sizes):
+            raise ConfigError(f"batch: need two or more positive batch sizes and a learning rate, got {self}")
+
     @classmethod
     def quick(cls) -> BatchConfig:
         """Seconds: batch 80 vs 800 (1% and 10% of the 8,000 training samples), 20 epochs, five rates."""
@@ -198,9 +204,6 @@ def run(config: BatchConfig | None = None, *, progress: Progress | None = None) 
 
     config = config or BatchConfig.quick()
     report = progress or silent
-    check_all_positive("batch", epochs=config.epochs, num_samples=config.num_samples, seeds=config.seeds)
-    if len(config.batch_sizes) < 2 or not config.learning_rates or any(b < 1 for b in config.batch_sizes):
-        raise ConfigError(f"batch: need two or more positive batch sizes and a learning rate, got {config}")
     data = mnist1d(num_samples=config.num_samples, seed=config.seed)
     x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
     n = len(y)

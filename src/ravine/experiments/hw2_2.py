@@ -16,7 +16,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ravine.curvature import CriticalPoint, GGNOperator, HessianOperator, classify_hessian
+from ravine.curvature import (
+    CriticalPoint,
+    GGNOperator,
+    HessianOperator,
+    SpectralDensity,
+    classify_hessian,
+    spectral_density,
+)
 from ravine.curvature._forward_ad import load_forward_ad
 
 __all__ = ["HW22Comparison", "hw2_2_comparison", "hw2_2_data", "hw2_2_model"]
@@ -39,6 +46,9 @@ class HW22Comparison:
         coupling_norm: ‖H − GN‖ (Frobenius) over the blocks coupling the layers; ``diagonal_residual_norm``
             over the per-layer blocks (≈ 0 for a ReLU net).
         negative_eigenvalues: The exact Hessian's eigenvalues below −eps·|λ|max, ascending.
+        eigenvalues: Every eigenvalue of the exact Hessian, ascending (dense float64).
+        density: The Hessian's eigenvalue density by stochastic Lanczos quadrature (as for a model too large
+            for a dense Hessian), to be compared with ``eigenvalues``.
         negative_mass_in_coupling: For the most negative eigenvector u, uᵀ(H − GN)u / λ_min (≈ how much of the
             negative curvature the coupling term supplies; > 1 means GN's part is positive).
         seconds: Wall time of the whole run.
@@ -58,6 +68,8 @@ class HW22Comparison:
     coupling_norm: float
     diagonal_residual_norm: float
     negative_eigenvalues: Tensor
+    eigenvalues: Tensor
+    density: SpectralDensity
     negative_mass_in_coupling: float
     seconds: float
 
@@ -186,6 +198,8 @@ def hw2_2_comparison(
         coupling_norm=float(residual[~mask].norm()),
         diagonal_residual_norm=float(residual[mask].norm()),
         negative_eigenvalues=values[values < -exact.flat_threshold],
+        eigenvalues=values,
+        density=spectral_density(H, num_probes=16, num_steps=48, eps=eps, seed=seed),
         negative_mass_in_coupling=float(u @ residual @ u) / float(values[0]),
         seconds=time.perf_counter() - start,
     )

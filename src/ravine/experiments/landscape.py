@@ -76,6 +76,12 @@ class LandscapeConfig:
     line_points: int = 41
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Check every setting at construction; a bad one raises :class:`~ravine.errors.ConfigError`."""
+        check_all_positive("landscape", steps=self.steps, lr=self.lr, span=self.span)
+        if self.grid < 3 or self.line_points < 5 or self.snapshot_every < 1:
+            raise ConfigError(f"landscape: need grid >= 3, line_points >= 5, snapshot_every >= 1; got {self}")
+
     @classmethod
     def quick(cls) -> LandscapeConfig:
         """Seconds: a 64-32-32-10 MLP on digits, 400 steps, 21×21 slices."""
@@ -173,9 +179,6 @@ def run(config: LandscapeConfig | None = None, *, progress: Progress | None = No
     """
     config = config or LandscapeConfig.quick()
     report = progress or silent
-    check_all_positive("landscape", steps=config.steps, lr=config.lr, span=config.span)
-    if config.grid < 3 or config.line_points < 5 or config.snapshot_every < 1:
-        raise ConfigError(f"landscape: need grid >= 3, line_points >= 5, snapshot_every >= 1; got {config}")
     x, y, x_test, y_test, features = _load(config.dataset, config.seed)
     model = mlp([features, config.hidden, config.hidden, 10], seed=config.seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)

@@ -67,6 +67,14 @@ class MinimumRatioConfig:
     eps: float = 1e-6
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Check every setting at construction; a bad one raises :class:`~ravine.errors.ConfigError`."""
+        check_all_positive(
+            "minimum_ratio", nets=self.nets, hidden=self.hidden, lr=self.lr, grad_lr=self.grad_lr
+        )
+        if self.points < 4 or self.train_steps < 0 or self.grad_steps < 0 or self.eps < 0:
+            raise ConfigError(f"minimum_ratio: need points >= 4 and non-negative steps and eps, got {self}")
+
     @classmethod
     def quick(cls) -> MinimumRatioConfig:
         """Seconds: 16 nets of 193 parameters."""
@@ -200,11 +208,6 @@ def run(config: MinimumRatioConfig | None = None, *, progress: Progress | None =
 
     config = config or MinimumRatioConfig.quick()
     report = progress or silent
-    check_all_positive(
-        "minimum_ratio", nets=config.nets, hidden=config.hidden, lr=config.lr, grad_lr=config.grad_lr
-    )
-    if config.points < 4 or config.train_steps < 0 or config.grad_steps < 0 or config.eps < 0:
-        raise ConfigError(f"minimum_ratio: need points >= 4 and non-negative steps and eps, got {config}")
     x = torch.linspace(-1.0, 1.0, config.points, dtype=torch.float64)[:, None]
     y = target_function(x)
     params = _batched_init(config.nets, config.hidden, config.seed)

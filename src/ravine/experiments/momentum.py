@@ -61,6 +61,18 @@ class MomentumConfig:
     threshold: float = 0.2
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Check every setting at construction; a bad one raises :class:`~ravine.errors.ConfigError`."""
+        check_all_positive(
+            "momentum",
+            surface_lr=self.surface_lr,
+            surface_steps=self.surface_steps,
+            net_lr=self.net_lr,
+            net_steps=self.net_steps,
+            threshold=self.threshold,
+            mu=self.mu,
+        )
+
     @classmethod
     def quick(cls) -> MomentumConfig:
         """Seconds: 2,000 surface steps, 400 full-batch updates on digits."""
@@ -124,15 +136,6 @@ def run(config: MomentumConfig | None = None, *, progress: Progress | None = Non
 
     config = config or MomentumConfig.quick()
     report = progress or silent
-    check_all_positive(
-        "momentum",
-        surface_lr=config.surface_lr,
-        surface_steps=config.surface_steps,
-        net_lr=config.net_lr,
-        net_steps=config.net_steps,
-        threshold=config.threshold,
-        mu=config.mu,
-    )
     surface = get_surface("momentum")
     labels = ["GD", "momentum"]
     lab = run_lab(

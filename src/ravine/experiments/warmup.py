@@ -89,6 +89,26 @@ class WarmupConfig:
     streams: int = 8
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Check every setting at construction; a bad one raises :class:`~ravine.errors.ConfigError`."""
+        check_all_positive(
+            "warmup",
+            lr=self.lr,
+            steps=self.steps,
+            seeds=self.seeds,
+            batch_size=self.batch_size,
+            warmup_steps=self.warmup_steps,
+            early_steps=self.early_steps,
+        )
+        if self.streams < 2:
+            raise ConfigError(f"warmup: need at least 2 streams to measure a variance, got {self.streams=}")
+        if self.d_model % self.heads != 0:
+            raise ConfigError(
+                f"warmup: d_model must be divisible by heads, got {self.d_model=} {self.heads=}"
+            )
+        if not 0.0 < self.beta2 < 1.0:
+            raise ConfigError(f"warmup: beta2 must be in (0, 1), got {self.beta2=}")
+
     @classmethod
     def quick(cls) -> WarmupConfig:
         """Seconds: d_model 16, 200 updates per optimizer, two seeds."""
@@ -241,23 +261,6 @@ def run(config: WarmupConfig | None = None, *, progress: Progress | None = None)
 
     config = config or WarmupConfig.quick()
     report = progress or silent
-    check_all_positive(
-        "warmup",
-        lr=config.lr,
-        steps=config.steps,
-        seeds=config.seeds,
-        batch_size=config.batch_size,
-        warmup_steps=config.warmup_steps,
-        early_steps=config.early_steps,
-    )
-    if config.streams < 2:
-        raise ConfigError(f"warmup: need at least 2 streams to measure a variance, got {config.streams=}")
-    if config.d_model % config.heads != 0:
-        raise ConfigError(
-            f"warmup: d_model must be divisible by heads, got {config.d_model=} {config.heads=}"
-        )
-    if not 0.0 < config.beta2 < 1.0:
-        raise ConfigError(f"warmup: beta2 must be in (0, 1), got {config.beta2=}")
     runs: list[WarmupRun] = []
     total = len(VARIANTS) * config.seeds + 1
     for index, (variant, offset) in enumerate((v, s) for v in VARIANTS for s in range(config.seeds)):

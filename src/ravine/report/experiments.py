@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ravine.experiments.warmup import WarmupResult
 
 __all__ = [
+    "CAPTIONS",
     "FIGURES",
     "adaptive_figure",
     "batch_figure",
@@ -40,17 +41,19 @@ def _smooth(values: list[float], window: int = 10) -> list[float]:
 
 def minimum_ratio_figure(result: MinimumRatioResult) -> Figure:
     """Training loss against minimum ratio (the lecture's scatter), coloured by ‖∇L‖."""
-    figure = new_figure(width=10, height=4.2)
-    left, right = figure.subplots(1, 2)
+    from matplotlib.ticker import MaxNLocator
+
+    figure = new_figure(width=12, height=4.6)
+    left, right = figure.subplots(1, 2, width_ratios=[1.25, 1])
     ratios = [p.minimum_ratio for p in result.points]
     losses = [p.loss for p in result.points]
     norms = [p.gradient_norm for p in result.points]
     dots = left.scatter(ratios, losses, c=norms, cmap="viridis", norm=_lognorm(norms), edgecolor="k", s=36)
-    figure.colorbar(dots, ax=left, label="‖∇L‖ at the end point")
+    figure.colorbar(dots, ax=left, label="‖∇L‖ at the end point", pad=0.02, fraction=0.05)
     left.axvline(1.0, color="grey", ls=":", lw=1)
-    left.set_xlabel(f"minimum ratio (positive / (positive + negative), ε = {result.config.eps:g})")
+    left.set_xlabel(f"minimum ratio = positive / (positive + negative)   (ε = {result.config.eps:g})")
     left.set_ylabel("training loss (MSE)")
-    left.set_title("end points of ‖∇L‖² descent")
+    left.set_title("end points of ‖∇L‖² descent (1 = local minimum)", fontsize=10)
     order = range(len(result.points))
     pos = [p.positive_share for p in result.points]
     neg = [p.negative_share for p in result.points]
@@ -60,9 +63,10 @@ def minimum_ratio_figure(result: MinimumRatioResult) -> Figure:
     right.bar(
         order, flat, bottom=[a + b for a, b in zip(pos, neg, strict=True)], color="#a0aec0", label="flat"
     )
-    right.set_xlabel("net")
+    right.set_xlabel("net (index)")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_ylabel("share of Hessian eigenvalues")
-    right.set_title(f"exact spectrum shares (flat: |λ| ≤ {result.config.eps:g}·max|λ|)")
+    right.set_title(f"exact spectrum shares (flat: |λ| ≤ {result.config.eps:g}·max|λ|)", fontsize=10)
     right.legend(loc="lower right", fontsize=8)
     return figure
 
@@ -245,3 +249,26 @@ FIGURES: dict[str, Callable[[Any], Figure]] = {
     "landscape": landscape_figure,
 }
 """Experiment name (a key of :data:`ravine.experiments.REGISTRY`) → the function that draws its result."""
+
+
+CAPTIONS: dict[str, str] = {
+    "minimum-ratio": "Left: each net's training loss against its minimum ratio at the end of ‖∇L‖² descent. Look "
+    "at where the dots sit: well left of 1 (the dotted line, a true local minimum), so these near-critical "
+    "points are saddles. Right: the share of positive, negative and flat eigenvalues of each net's Hessian.",
+    "batch": "Left: train and test accuracy per batch size at the same epochs. Look at the large batch: both "
+    "accuracies drop, so it is worse optimisation, not overfitting. Middle: λ_max (sharpness) of each "
+    "solution. Right: the loss on the line from the small-batch (α = 0) to the large-batch solution (α = 1).",
+    "momentum": "Left: the paths of GD and momentum on the lab's valley with a local dip. Look at where each "
+    "path ends: GD stops in the dip, momentum rolls through to the global minimum. Right: training loss on "
+    "the digits MLP; the dotted line is the threshold whose first crossing is counted.",
+    "adaptive": "Smoothed mini-batch loss of each optimizer at its best rate (solid: constant rate, dashed: "
+    "cosine decay). Look at SGD against the adaptive ones on these unnormalised inputs: η/σ per parameter "
+    "is what gets through the ill-conditioned surface.",
+    "warmup": "Left: training loss of Adam, Adam with warmup and RAdam at the same high peak rate. Look at "
+    "plain Adam's early stall or blow-up. Middle: the learning-rate schedules. Right: the variance of the "
+    "early adaptive rate, large in the first updates, which is why warmup (or RAdam's rectification) helps.",
+    "landscape": "Left: the loss on the straight line from the initialisation (α = 0) to the solution (α = 1). "
+    "Look for a barrier: there is none. Middle: a filter-normalised random 2-D slice around the solution "
+    "(the star). Right: the plane of the trajectory's first two principal components, with the path taken.",
+}
+"""Experiment name → a caption that says what to look at in its figure."""

@@ -1,10 +1,15 @@
 """A self-contained HTML report: sections of text, tables and embedded figures in one file.
 
+Every section gets an anchor (``id``) made from its title; with ``toc=True`` the report opens with a table of
+contents linking to each section.
+
 Example:
     >>> from ravine.report import HtmlReport
-    >>> report = HtmlReport("Demo")
-    >>> report.add_section("Numbers", "Two numbers.", table=[["a", "b"], [1, 2]])
-    >>> "<table>" in report.render()
+    >>> report = HtmlReport("Demo", toc=True)
+    >>> report.add_section("Two numbers", "Two numbers.", table=[["a", "b"], [1, 2]])
+    'two-numbers'
+    >>> page = report.render()
+    >>> '<a href="#two-numbers">' in page and '<section id="two-numbers">' in page
     True
 """
 
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["HtmlReport"]
+__all__ = ["HtmlReport", "slug"]
 
 _NUMBER = re.compile(r"[-+−]?[\d.,]+(e[-+]?\d+)?%?( / [-+−]?[\d.,]+(e[-+]?\d+)?%?)*", re.IGNORECASE)
 
@@ -35,8 +40,17 @@ section { margin-bottom: 2.5em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
 th, td { border: 1px solid #cfd6e3; padding: .35em .7em; text-align: left; vertical-align: top; }
 th { background: #eef2f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #e2e6ee; }
-figcaption { font-size: .9em; color: #55607a; }
+figure { margin: 0; } figure img { max-width: 100%; border: 1px solid #e2e6ee; }
+figcaption { font-size: .9em; color: #39435a; margin-top: .3em; }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1.2em 1.5em;
+           margin: 1em 0; }
+.figures figure.wide { grid-column: 1 / -1; }
+nav.toc { background: #f6f8fb; border: 1px solid #dde3ec; padding: .6em 1.2em; margin: 1.5em 0; }
+nav.toc ol { margin: .3em 0; padding-left: 1.4em; } nav.toc li { margin: .15em 0; }
+nav.toc .count { color: #55607a; font-size: .9em; }
+tr.no td { background: #fdecea; } td.no { color: #a61b1b; font-weight: 700; white-space: nowrap; }
+td.yes { color: #276749; white-space: nowrap; }
+.subject { color: #55607a; font-size: .9em; }
 .verdict { padding: .8em 1em; border-left: 5px solid #2b6cb0; background: #f3f7fd; }
 .warn { border-left-color: #c05621; background: #fdf6f0; }
 .note { color: #55607a; font-size: .9em; }
@@ -46,17 +60,43 @@ figcaption { font-size: .9em; color: #55607a; }
 @dataclass
 class _Section:
     title: str
+    anchor: str
     body_html: str
+    toc_note: str = ""
     parts: list[str] = field(default_factory=list)
 
 
-class HtmlReport:
-    """Collects sections and renders one HTML file with every figure embedded as base64 PNG."""
+def slug(text: str) -> str:
+    """An HTML anchor from ``text``: lower case ASCII letters, digits and hyphens.
 
-    def __init__(self, title: str, *, subtitle: str = "") -> None:
+    Example:
+        >>> slug("The lab: error surfaces (2-D)")
+        'the-lab-error-surfaces-2-d'
+    """
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+class HtmlReport:
+    """Collects sections and renders one HTML file with every figure embedded as base64 PNG.
+
+    Args:
+        title: The report's heading.
+        subtitle: A line under it (settings, versions).
+        toc: Open with a table of contents linking to every section.
+    """
+
+    def __init__(self, title: str, *, subtitle: str = "", toc: bool = False) -> None:
         self.title = title
         self.subtitle = subtitle
+        self.toc = toc
         self._sections: list[_Section] = []
+
+    def _anchor(self, wanted: str) -> str:
+        taken = {section.anchor for section in self._sections}
+        anchor, count = wanted, 2
+        while anchor in taken:
+            anchor, count = f"{wanted}-{count}", count + 1
+        return anchor
 
     def add_section(
         self,
@@ -67,35 +107,60 @@ class HtmlReport:
         figures: Sequence[tuple[Figure, str]] = (),
         css_class: str = "",
         trusted_html: str = "",
-    ) -> None:
+        anchor: str | None = None,
+        toc_note: str = "",
+    ) -> str:
         """Add a section: paragraphs of ``text`` (blank-line separated), ``trusted_html`` produced by ravine
-        itself (e.g. claims), an optional table whose first row is the header, and figures with captions."""
+        itself (e.g. claims), an optional table whose first row is the header, and figures with captions.
+
+        Args:
+            anchor: The section's ``id`` (default: made from ``title``; made unique either way).
+            toc_note: A short note shown after the section's entry in the table of contents.
+
+        Returns:
+            The section's anchor, for links (``#anchor``).
+        """
         paragraphs = [chunk.strip() for chunk in text.split("\n\n") if chunk.strip()]
         wrapper = f' class="{html.escape(css_class)}"' if css_class else ""
         body = "".join(f"<p{wrapper}>{html.escape(chunk)}</p>" for chunk in paragraphs)
-        section = _Section(title, body + trusted_html)
+        section = _Section(title, self._anchor(slug(anchor or title)), body + trusted_html, toc_note)
         if table:
             section.parts.append(_table_html(table))
-        for figure, caption in figures:
-            section.parts.append(_figure_html(figure, caption))
+        if figures:
+            drawn = "".join(_figure_html(figure, caption) for figure, caption in figures)
+            section.parts.append(f'<div class="figures">{drawn}</div>')
         self._sections.append(section)
+        return section.anchor
 
-    def add_html(self, title: str, raw_html: str) -> None:
-        """Add a section whose body is trusted HTML produced by ravine itself."""
-        self._sections.append(_Section(title, raw_html))
+    def add_html(self, title: str, raw_html: str, *, anchor: str | None = None, toc_note: str = "") -> str:
+        """Add a section whose body is trusted HTML produced by ravine itself; returns its anchor."""
+        section = _Section(title, self._anchor(slug(anchor or title)), raw_html, toc_note)
+        self._sections.append(section)
+        return section.anchor
 
     def render(self) -> str:
         """The whole report as one HTML string."""
         sections = "".join(
-            f"<section><h2>{html.escape(s.title)}</h2>{s.body_html}{''.join(s.parts)}</section>"
+            f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>{s.body_html}{"".join(s.parts)}</section>'
             for s in self._sections
         )
         subtitle = f'<p class="note">{html.escape(self.subtitle)}</p>' if self.subtitle else ""
         return (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head>"
-            f"<body><h1>{html.escape(self.title)}</h1>{subtitle}{sections}</body></html>"
+            f"<body><h1>{html.escape(self.title)}</h1>{subtitle}{self._toc_html()}{sections}</body></html>"
         )
+
+    def _toc_html(self) -> str:
+        if not self.toc or not self._sections:
+            return ""
+        items = "".join(
+            f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a>'
+            + (f' <span class="count">— {s.toc_note}</span>' if s.toc_note else "")
+            + "</li>"
+            for s in self._sections
+        )
+        return f'<nav class="toc" id="contents"><b>Contents</b><ol>{items}</ol></nav>'
 
     def write(self, path: Path | str) -> Path:
         """Write the report to ``path`` (parent folders are created) and return the path."""

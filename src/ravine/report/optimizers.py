@@ -32,9 +32,9 @@ def digits_loss_figure(comparison: DigitsComparison) -> Figure:
     return figure
 
 
-def digits_table(comparison: DigitsComparison) -> list[list[str]]:
+def digits_table(comparison: DigitsComparison) -> list[list[object]]:
     """The comparison as rows of text, the first row the header: name, lr, final loss, accuracy, median η/σ."""
-    rows = [["optimizer", "lr", "final train loss", "val accuracy", "median η/σ"]]
+    rows: list[list[object]] = [["optimizer", "lr", "final train loss", "val accuracy", "median η/σ"]]
     for run in comparison.runs:
         rows.append(
             [

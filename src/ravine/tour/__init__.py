@@ -21,36 +21,10 @@ from collections.abc import Callable, Sequence
 from ravine._threads import single_threaded
 from ravine.errors import ConfigError
 from ravine.progress import Progress, silent
-from ravine.tour._experiments import experiment_chapter
 from ravine.tour._model import Chapter, TourResult
-from ravine.tour._parts import curvature_chapter, diagnose_chapter, lab_chapter, optimizers_chapter
+from ravine.tour.chapters import CHAPTERS, ChapterFn
 
 __all__ = ["CHAPTERS", "Chapter", "ChapterFn", "TourResult", "chapter_names", "run_tour"]
-
-ChapterFn = Callable[[bool, Progress], Chapter]
-"""``chapter(full, progress)`` → :class:`Chapter`."""
-
-
-def _experiment(name: str) -> ChapterFn:
-    def chapter(full: bool, progress: Progress) -> Chapter:
-        return experiment_chapter(name, full=full, progress=progress)
-
-    return chapter
-
-
-CHAPTERS: dict[str, ChapterFn] = {
-    "optimizers": lambda full, progress: optimizers_chapter(full=full, progress=progress),
-    "lab": lambda full, progress: lab_chapter(full=full, progress=progress),
-    "curvature": lambda full, progress: curvature_chapter(full=full, progress=progress),
-    "diagnose": lambda full, progress: diagnose_chapter(full=full, progress=progress),
-    "minimum-ratio": _experiment("minimum-ratio"),
-    "batch": _experiment("batch"),
-    "momentum": _experiment("momentum"),
-    "adaptive": _experiment("adaptive"),
-    "warmup": _experiment("warmup"),
-    "landscape": _experiment("landscape"),
-}
-"""Chapter key → chapter function, in the order the report shows them."""
 
 
 def chapter_names(only: Sequence[str] | None) -> list[str]:
@@ -87,7 +61,7 @@ def run_tour(
         progress = on_chapter(name) if on_chapter is not None else silent
         began = time.perf_counter()
         # the tour's models are tiny: one intra-op thread is many times faster than two on a busy machine
-        chapter = single_threaded(CHAPTERS[name])(full, progress)
+        chapter = single_threaded(CHAPTERS[name])(full=full, progress=progress)
         chapter.seconds = time.perf_counter() - began
         chapters.append(chapter)
     return TourResult(full=full, chapters=chapters, seconds=time.perf_counter() - start)

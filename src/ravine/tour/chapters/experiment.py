@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ravine.claims import Claim
 from ravine.progress import Progress
 from ravine.tour._model import Chapter
 
-__all__ = ["experiment_chapter"]
+__all__ = ["chapter", "for_experiment"]
 
 
-def experiment_chapter(name: str, *, full: bool, progress: Progress) -> Chapter:
+def for_experiment(name: str) -> Callable[..., Chapter]:
+    """The chapter function of registered experiment ``name``: ``chapter(full=..., progress=...)``."""
+
+    def run(*, full: bool, progress: Progress) -> Chapter:
+        return chapter(name, full=full, progress=progress)
+
+    return run
+
+
+def chapter(name: str, *, full: bool, progress: Progress) -> Chapter:
     """Run experiment ``name`` in its quick (or full) setting; its table, claim, notes and figure."""
     from ravine.experiments import REGISTRY
-    from ravine.report.experiments import FIGURES
+    from ravine.report.experiments import CAPTIONS, FIGURES
 
     experiment = REGISTRY[name]
-
     result = experiment("full" if full else "quick", progress=progress)
     progress(1, 1)
     table = [list(row) for row in result.table()]
@@ -25,7 +35,7 @@ def experiment_chapter(name: str, *, full: bool, progress: Progress) -> Chapter:
         text=experiment.explanation,
         table=table,
         claims=_claims(result.claim, result.claims, result.notes, table, holds=bool(result.holds)),
-        figures=[(f"experiment-{name}", FIGURES[name](result), experiment.title)],
+        figures=[(f"experiment-{name}", FIGURES[name](result), CAPTIONS[name])],
         notes=list(result.notes),
     )
 
