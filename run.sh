@@ -51,8 +51,8 @@ case "$command" in
             touch "$VENV/.ravine-integrations"
         fi
         export MPLBACKEND=Agg
-        "$VENV/bin/ruff" check src tests benchmarks
-        "$VENV/bin/ruff" format --check src tests benchmarks
+        "$VENV/bin/ruff" check src tests benchmarks tools
+        "$VENV/bin/ruff" format --check src tests benchmarks tools
         "$VENV/bin/mypy"
         exec "$VENV/bin/python" -m pytest -n 2 "$@"
         ;;

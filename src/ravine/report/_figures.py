@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ravine.errors import ConfigError
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["new_figure", "save_figure"]
+__all__ = ["new_figure", "save_figure", "scale_to_data"]
 
 _FORMATS = ("png", "svg", "pdf")
 
@@ -45,3 +46,36 @@ def save_figure(figure: Figure, path: Path | str, *, formats: Sequence[str] = ("
         figure.savefig(target, format=fmt, dpi=130 if fmt == "png" else None)
         written.append(target)
     return written
+
+
+def scale_to_data(ax: Axes, *, axis: Literal["x", "y"] = "y", min_ratio: float = 10.0) -> bool:
+    """A log scale on ``axis`` when the positive data of ``ax``'s lines span at least ``min_ratio``, else linear.
+
+    A log axis over a narrow range (a loss that stays within 1% of 483.5, say) shows one odd tick such as
+    "4.835×10²"; a linear axis then prints plain numbers, without an offset such as "1e−7 + 1" that would make
+    round-off look like swings. Call it after plotting. Returns whether the axis is logarithmic.
+
+    Example:
+        >>> ax = new_figure().add_subplot()
+        >>> _ = ax.plot([1, 2, 3], [483.4, 483.5, 483.6])
+        >>> scale_to_data(ax)
+        False
+        >>> _ = ax.plot([1, 2, 3], [1e-3, 1.0, 1e3])
+        >>> scale_to_data(ax)
+        True
+    """
+    import numpy as np
+
+    chunks = [
+        np.asarray(line.get_ydata() if axis == "y" else line.get_xdata(), dtype=float) for line in ax.lines
+    ]
+    values = np.concatenate(chunks) if chunks else np.array([])
+    values = values[np.isfinite(values)]
+    positive = values[values > 0]
+    wide = len(positive) > 0 and len(positive) == len(values) and positive.max() >= min_ratio * positive.min()
+    if wide:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    else:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("linear")
+        ax.ticklabel_format(axis=axis, style="plain", useOffset=False)
+    return bool(wide)

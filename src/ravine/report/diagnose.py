@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ravine.report._figures import new_figure
+from ravine.report._figures import new_figure, scale_to_data
 from ravine.report.html import HtmlReport
 
 if TYPE_CHECKING:
@@ -41,12 +41,17 @@ def monitor_figure(monitor: Monitor, *, title: str = "") -> Figure:
         values = _series(hist.columns[column])
         if log:
             values = [v if v > 0 else math.nan for v in values]
-            if any(math.isfinite(v) for v in values):
-                ax.set_yscale("log")
         ax.plot(steps, values, lw=0.8)
         ax.set_ylabel(label)
+        if log:
+            scale_to_data(ax)
+        else:  # a cosine: the whole of [−1, 1], so that round-off near 1 does not look like a swing
+            ax.set_ylim(-1.05, 1.05)
+            ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         if verdict is not None and verdict.onset >= 0 and not verdict.healthy:
-            ax.axvline(verdict.onset, color="#c05621", ls="--", lw=0.8)
+            ax.axvline(verdict.onset, color="#c05621", ls="--", lw=0.8, label=f"onset (step {verdict.onset})")
+    if verdict is not None and verdict.onset >= 0 and not verdict.healthy:
+        axes[0][0].legend(fontsize=8, loc="best")
     axes[1][0].set_xlabel("step")
     axes[1][1].set_xlabel("step")
     if title:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ravine.report._figures import new_figure
+from ravine.report._figures import new_figure, scale_to_data
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -111,7 +111,7 @@ def batch_figure(result: BatchResult) -> Figure:
     line.plot(result.alphas, result.line_test_loss, label="test loss")
     line.axvline(0.0, color="grey", ls=":", lw=1)
     line.axvline(1.0, color="grey", ls=":", lw=1)
-    line.set_yscale("log")
+    scale_to_data(line)
     line.set_xlabel(f"α   (0: batch {sizes[0]}, 1: batch {sizes[-1]})")
     line.set_ylabel("cross-entropy")
     line.set_title("θ(α) = α·θ_large + (1 − α)·θ_small")
@@ -135,8 +135,10 @@ def momentum_figure(result: MomentumResult) -> Figure:
     surface.legend(fontsize=8)
     for label, losses in result.net_loss.items():
         curves.plot(range(1, len(losses) + 1), losses, label=label)
-    curves.axhline(result.config.threshold, color="grey", ls=":", lw=1)
-    curves.set_yscale("log")
+    curves.axhline(
+        result.config.threshold, color="grey", ls=":", lw=1, label=f"threshold {result.config.threshold:g}"
+    )
+    scale_to_data(curves)
     curves.set_xlabel("full-batch update")
     curves.set_ylabel("training loss")
     curves.set_title("digits MLP")
@@ -158,7 +160,7 @@ def adaptive_figure(result: AdaptiveResult) -> Figure:
             label=label,
             lw=1.2,
         )
-    axes.set_yscale("log")
+    scale_to_data(axes)
     axes.set_xlabel("update")
     axes.set_ylabel("mini-batch loss (moving average of 20)")
     axes.set_title("SGD vs Adagrad vs RMSProp vs Adam, with and without decay")
@@ -180,7 +182,7 @@ def warmup_figure(result: WarmupResult) -> Figure:
             rate.plot(
                 r.lrs, color=colors[r.variant], ls="--" if r.variant == "radam" else "-", label=r.variant
             )
-    loss.set_yscale("log")
+    scale_to_data(loss)
     loss.set_xlabel("update")
     loss.set_ylabel("training loss")
     loss.set_title(f"tiny Transformer, {result.config.task}")
@@ -194,7 +196,7 @@ def warmup_figure(result: WarmupResult) -> Figure:
     spread.axvline(
         result.rectified_from, color=colors["radam"], ls=":", lw=1, label="RAdam rectifies from here"
     )
-    spread.set_yscale("log")
+    scale_to_data(spread)
     spread.set_xlabel("update t")
     spread.set_ylabel("Var of ln(η/σ_t) over mini-batch streams\n(median over parameters)")
     spread.set_title("early adaptive learning rate")
@@ -210,7 +212,7 @@ def landscape_figure(result: LandscapeResult) -> Figure:
     line.plot(result.alphas, result.line_test_loss, label="test")
     line.axvline(0.0, color="grey", ls=":", lw=1)
     line.axvline(1.0, color="grey", ls=":", lw=1)
-    line.set_yscale("log")
+    scale_to_data(line)
     line.set_xlabel("α   (0: initialisation, 1: solution)")
     line.set_ylabel("cross-entropy")
     line.set_title("θ(α) = (1 − α)·θ₀ + α·θ*")

@@ -21,13 +21,14 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["HtmlReport", "slug"]
+__all__ = ["HtmlReport", "audit", "slug"]
 
 _NUMBER = re.compile(r"[-+−]?[\d.,]+(e[-+]?\d+)?%?( / [-+−]?[\d.,]+(e[-+]?\d+)?%?)*", re.IGNORECASE)
 
@@ -185,10 +186,88 @@ def _cell_html(cell: object) -> str:
 
 
 def _figure_html(figure: Figure, caption: str) -> str:
+    """A figure as an embedded PNG with its caption; a wide one (9 in or more) takes the whole row of the grid."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    wide = ' class="wide"' if figure.get_figwidth() >= 9 else ""
     return (
-        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
+        f'<figure{wide}><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
+
+
+class _Audit(HTMLParser):
+    """Collects a page's ids, its links to anchors and its images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.links: list[str] = []
+        self.toc_links: list[str] = []
+        self.images: list[tuple[str, str]] = []
+        self._in_toc = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key: value or "" for key, value in attrs}
+        if "id" in values:
+            self.ids.append(values["id"])
+        if (tag == "nav" and "toc" in values.get("class", "").split()) or (tag == "nav" and self._in_toc):
+            self._in_toc += 1
+        if tag == "a" and values.get("href", "").startswith("#"):
+            self.links.append(values["href"][1:])
+            if self._in_toc:
+                self.toc_links.append(values["href"][1:])
+        if tag == "img":
+            self.images.append((values.get("src", ""), values.get("alt", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "nav" and self._in_toc:
+            self._in_toc -= 1
+
+
+def audit(page: str) -> list[str]:
+    """What is wrong with a rendered report, one line each (empty when nothing is).
+
+    Checks that there is a table of contents, that every ``#anchor`` link (in it or elsewhere) names an element's
+    ``id``, that no ``id`` appears twice, and that every image is an embedded PNG that decodes, with an ``alt``.
+
+    Example:
+        >>> report = HtmlReport("Demo", toc=True)
+        >>> _ = report.add_section("One", "text")
+        >>> audit(report.render())
+        []
+        >>> for problem in audit('<nav class="toc"><a href="#two">Two</a></nav><img src="x.png">'):
+        ...     print(problem)
+        link to #two: no element has that id
+        image 1 is not an embedded PNG (src x.png)
+        image 1 has no alt text
+    """
+    parser = _Audit()
+    parser.feed(page)
+    problems = []
+    if not parser.toc_links:
+        problems.append("no table of contents (nav.toc with links)")
+    ids = set(parser.ids)
+    problems += [
+        f"id {name!r} appears {parser.ids.count(name)} times"
+        for name in sorted(ids)
+        if parser.ids.count(name) > 1
+    ]
+    problems += [
+        f"link to #{name}: no element has that id" for name in dict.fromkeys(parser.links) if name not in ids
+    ]
+    for number, (src, alt) in enumerate(parser.images, start=1):
+        prefix = "data:image/png;base64,"
+        if not src.startswith(prefix):
+            problems.append(f"image {number} is not an embedded PNG (src {src[:40]})")
+        else:
+            try:
+                data = base64.b64decode(src[len(prefix) :], validate=True)
+            except ValueError:
+                data = b""
+            if not data.startswith(b"\x89PNG\r\n\x1a\n") or len(data) < 100:
+                problems.append(f"image {number} does not decode as a PNG")
+        if not alt.strip():
+            problems.append(f"image {number} has no alt text")
+    return problems

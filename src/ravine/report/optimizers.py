@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ravine.report._figures import new_figure
+from ravine.report._figures import new_figure, scale_to_data
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -22,7 +22,7 @@ def digits_loss_figure(comparison: DigitsComparison) -> Figure:
         ax.plot(range(1, len(run.losses) + 1), run.losses, label=f"{run.name} (lr {run.lr:g})", linewidth=1)
     ax.set_xlabel("update")
     ax.set_ylabel("mini-batch cross-entropy")
-    ax.set_yscale("log")
+    scale_to_data(ax)
     ax.set_title(
         f"Presets on scikit-learn digits, MLP 64-{comparison.hidden}-10 (same weights and batches)",
         fontsize=10,

@@ -51,6 +51,9 @@ def plot_schedule(
     ax.set_ylabel("learning rate η_t")
     if log_y:
         ax.set_yscale("log")
+    else:  # η_t from 0 up: a constant reads as a flat line at its value, not as noise around it
+        ax.set_ylim(0.0, max(float(values.max()), 0.0) * 1.08 or 1.0)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     ax.grid(True, alpha=0.3)
     return ax
 

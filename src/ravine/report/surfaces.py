@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ravine.errors import ConfigError
-from ravine.report._figures import new_figure, save_figure
+from ravine.report._figures import new_figure, save_figure, scale_to_data
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -152,40 +152,54 @@ def curves_figure(
     *,
     labels: Sequence[str] | None = None,
     title: str | None = None,
-    floor: float = 1e-120,
+    decades: float = 8.0,
 ) -> Figure:
-    """L − L_min and ‖∇L‖ against step t + 1, both on log-log axes.
+    """L − L_min and ‖∇L‖ against step t + 1, on log-log axes clipped to what carries the point.
 
-    The y axes stop at ``floor`` (a curve that falls below it, to 1e-300 say, leaves the plot there) so that
-    the configurations that stall stay readable.
+    Each y axis spans at most ``decades`` decades below the largest starting value (and one above the largest
+    value, capped at a thousand times the start), so that the configurations that stall or crawl stay readable
+    next to one that falls to 1e-100; a curve that leaves the axis says in the legend how far it went. An axis
+    whose data span less than a factor of ten is linear (a log axis over 1% would show one odd tick).
     """
-    fig = new_figure(width=10.0, height=4.2)
+    fig = new_figure(width=10.0, height=4.4)
     ax_loss, ax_grad = fig.subplots(1, 2)
     rows = plot_indices(len(run.steps))
     x = (run.steps[rows] + 1).numpy()
-    for n, col in enumerate(_columns(run, labels)):
-        color = _COLORS[n % len(_COLORS)]
-        ax_loss.plot(
-            x,
-            _log_positive(run.loss[rows, col] - surface.min_value).numpy(),
-            color=color,
-            lw=0.9,
-            label=run.labels[col],
-        )
-        ax_grad.plot(x, _log_positive(run.grad_norm[rows, col]).numpy(), color=color, lw=0.9)
-    for ax, name in ((ax_loss, "loss L − L_min"), (ax_grad, "gradient norm ‖∇L‖")):
+    columns = _columns(run, labels)
+    losses = [_log_positive(run.loss[rows, col] - surface.min_value) for col in columns]
+    grads = [_log_positive(run.grad_norm[rows, col]) for col in columns]
+    for ax, series, name in ((ax_loss, losses, "loss L − L_min"), (ax_grad, grads, "gradient norm ‖∇L‖")):
+        bottom, top = _clip_range(series, decades)
+        for n, (col, values) in enumerate(zip(columns, series, strict=True)):
+            finite = values[torch.isfinite(values)]
+            label = run.labels[col]
+            if len(finite) and bottom is not None and float(finite.min()) < bottom:
+                label += f" (↓ off the axis, to {float(finite.min()):.0e})"
+            ax.plot(x, values.numpy(), color=_COLORS[n % len(_COLORS)], lw=0.9, label=label)
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        low, high = ax.get_ylim()
-        if low < floor < high:
-            ax.set_ylim(bottom=floor)
+        if scale_to_data(ax) and bottom is not None and top is not None:
+            ax.set_ylim(bottom, top)
         ax.set_xlabel("step t + 1")
         ax.set_ylabel(name)
         ax.set_title(name, fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-    _legend_below(fig, ax_loss)
+        ax.legend(fontsize=7, loc="best", framealpha=0.9)
     fig.suptitle(title or f"{surface.title}: loss and gradient norm")
     return fig
+
+
+def _clip_range(series: Sequence[torch.Tensor], decades: float) -> tuple[float | None, float | None]:
+    """(bottom, top) of a log axis for ``series``: ``decades`` below the largest start, at most."""
+    finite = [values[torch.isfinite(values)] for values in series]
+    finite = [values for values in finite if len(values)]
+    if not finite:
+        return None, None
+    start = max(float(values[0]) for values in finite)
+    low = min(float(values.min()) for values in finite)
+    high = max(float(values.max()) for values in finite)
+    bottom = max(low / 2, start * 10.0**-decades)
+    top = min(high * 2, start * 1e3) if high > 0 else None
+    return bottom, max(top, bottom * 10) if top is not None else None
 
 
 def _legend_below(fig: Figure, ax: Axes) -> None:
@@ -281,26 +295,58 @@ def animate_trajectories(
     return target
 
 
+_LOOK: dict[str, dict[str, str]] = {
+    "ravine": {
+        "paths": "Look at GD η=1e-2 bouncing between the steep walls without moving along the floor, GD η=1e-7 "
+        "hardly leaving the start, and Adagrad's sideways bursts near the minimum.",
+        "curves": "Look at the two GD lines: η=1e-2 stays flat (bouncing) while its gradient stays large; η=1e-7 "
+        "falls, but slowly. Adagrad dives, bursts and recovers; with decay it dives without bursts.",
+        "sigma": "Look at σ on the steep axis shrinking until η/σ there becomes large: that is when the "
+        "sideways bursts start; decay keeps η/σ in check.",
+    },
+    "crescent": {
+        "paths": "Look at how RMSProp follows the bend of the valley while Adagrad, whose σ remembers every "
+        "past gradient, slows down where the slope changes.",
+        "curves": "Look at which curve reaches the bottom first: RMSProp's moving average adapts faster.",
+        "sigma": "Look at σ: RMSProp's follows the current slope, Adagrad's only grows.",
+    },
+    "saddle": {
+        "paths": "Look at GD stopping at the saddle point (✚), where the gradient vanishes, while momentum, or "
+        "a step along the negative-curvature eigenvector, leaves it.",
+        "curves": "Look at GD's long plateau with a tiny gradient: training is stuck, yet this is no minimum.",
+        "sigma": "σ and η/σ per axis.",
+    },
+    "momentum": {
+        "paths": "Look at where each path ends: GD in the local dip (white star), momentum rolling through to "
+        "the global minimum (gold star).",
+        "curves": "Look at GD's loss stopping above the global minimum's while momentum's keeps falling.",
+        "sigma": "σ and η/σ per axis.",
+    },
+}
+
+
 def story_figures(story: Story) -> dict[str, tuple[Figure, str]]:
-    """Every figure of a story, drawn but not saved: file stem → (figure, caption).
+    """Every figure of a story, drawn but not saved: file stem → (figure, caption saying what to look at).
 
     Per run: ``<run>-paths`` (contour map with the trajectories), ``<run>-curves`` (loss and ‖∇L‖, log-log)
     and, where a configuration divides by σ, ``<run>-sigma`` (σ and η/σ per axis).
     """
+    look = _LOOK.get(story.name, {})
     figures: dict[str, tuple[Figure, str]] = {}
     for name, (surface, run) in story.runs.items():
         figures[f"{name}-paths"] = (
             contour_figure(surface, run),
-            f"{story.title}: the paths on {surface.title}",
+            f"{story.title} — paths on {surface.title} (● start, ✖ end). {look.get('paths', '')}".strip(),
         )
         figures[f"{name}-curves"] = (
             curves_figure(surface, run),
-            f"{story.title}: loss and gradient norm against step (log-log)",
+            f"{story.title} — loss and gradient norm against step on {surface.title}. "
+            f"{look.get('curves', '')}".strip(),
         )
         if len(run.sigma_steps) and not bool((run.sigma == 1).all()):
             figures[f"{name}-sigma"] = (
                 effective_lr_figure(run),
-                f"{story.title}: σ and the effective learning rate η/σ per axis",
+                f"{story.title} — σ and the effective learning rate η/σ per axis. {look.get('sigma', '')}".strip(),
             )
     return figures
 
