@@ -48,7 +48,7 @@ def save_figure(figure: Figure, path: Path | str, *, formats: Sequence[str] = ("
     return written
 
 
-def scale_to_data(ax: Axes, *, axis: Literal["x", "y"] = "y", min_ratio: float = 10.0) -> bool:
+def scale_to_data(ax: Axes, *, axis: Literal["x", "y"] = "y", min_ratio: float = 30.0) -> bool:
     """A log scale on ``axis`` when the positive data of ``ax``'s lines span at least ``min_ratio``, else linear.
 
     A log axis over a narrow range (a loss that stays within 1% of 483.5, say) shows one odd tick such as
@@ -66,8 +66,9 @@ def scale_to_data(ax: Axes, *, axis: Literal["x", "y"] = "y", min_ratio: float =
     """
     import numpy as np
 
+    data_lines = [line for line in ax.lines if line.get_transform() == ax.transData]  # not axhline/axvline
     chunks = [
-        np.asarray(line.get_ydata() if axis == "y" else line.get_xdata(), dtype=float) for line in ax.lines
+        np.asarray(line.get_ydata() if axis == "y" else line.get_xdata(), dtype=float) for line in data_lines
     ]
     values = np.concatenate(chunks) if chunks else np.array([])
     values = values[np.isfinite(values)]

@@ -44,6 +44,7 @@ def minimum_ratio_figure(result: MinimumRatioResult) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     figure = new_figure(width=12, height=4.6)
+    figure.get_layout_engine().set(wspace=0.08)  # type: ignore[union-attr,call-arg]
     left, right = figure.subplots(1, 2, width_ratios=[1.25, 1])
     ratios = [p.minimum_ratio for p in result.points]
     losses = [p.loss for p in result.points]

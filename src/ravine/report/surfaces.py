@@ -129,13 +129,22 @@ def contour_figure(
     for n, col in enumerate(columns):
         path = run.theta[rows, col]
         color = _COLORS[n % len(_COLORS)]
-        # Paths often overlap: the first is drawn thinnest and on top, later ones wider underneath.
+        # Paths often overlap (GD and momentum leave a saddle along the same line): the first is drawn thinnest,
+        # opaque and on top; each later one wider and paler underneath, so both stay visible where they coincide.
         z = 4 - n / max(len(columns), 1)
         ax.plot(
-            path[:, 0], path[:, 1], lw=0.9 + 0.7 * n, color=color, label=run.labels[col], alpha=0.9, zorder=z
+            path[:, 0],
+            path[:, 1],
+            lw=1.0 + 2.2 * n,
+            color=color,
+            label=run.labels[col],
+            alpha=1.0 if n == 0 else 0.45,
+            zorder=z,
+            solid_capstyle="round",
         )
-        ax.plot(path[0, 0], path[0, 1], "o", color=color, ms=6, mec="black", zorder=5)
-        ax.plot(path[-1, 0], path[-1, 1], "X", color=color, ms=9, mec="black", zorder=5)
+        # Start and end markers above the surface's own markers (a run may start at the saddle point).
+        ax.plot(path[0, 0], path[0, 1], "o", color=color, ms=7 + 2 * n, mec="black", zorder=8 - n / 10)
+        ax.plot(path[-1, 0], path[-1, 1], "X", color=color, ms=10 + 2 * n, mec="black", zorder=8 - n / 10)
     ax.set_title(title or f"{surface.title}: {run.num_steps:,} steps (● start, ✖ end)", fontsize=10)
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
     return fig

@@ -1,4 +1,4 @@
-"""Figures (contour, curves, σ, GIF) and the ``ravine lab`` command."""
+"""The lab's figures: contour, curves, σ, GIF, and every story's figures in each format."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from ravine import cli
 from ravine.optim import AdagradMean
 from ravine.report.surfaces import (
     animate_trajectories,
@@ -53,25 +52,6 @@ def test_story_figures_in_each_format(tmp_path: Path) -> None:
     names = {f.name for f in files}
     assert {"saddle-paths.png", "saddle-paths.svg", "saddle-curves.svg", "saddle-escape-paths.png"} <= names
     assert all(f.stat().st_size > 1000 for f in files)
-
-
-def test_lab_command_writes_figures_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status = cli.main(
-        ["lab", "momentum", "--out", str(tmp_path), "--steps", "2000", "--format", "svg", "--no-gif"]
-    )
-    out = capsys.readouterr().out
-    assert status == 0, out
-    assert "holds" in out and "rolls through" in out
-    assert (tmp_path / "momentum" / "momentum-paths.svg").exists()
-    assert not list(tmp_path.rglob("*.png"))
-
-
-def test_lab_command_rejects_unknown_names_and_formats(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["lab", "bowl"]) == 1
-    assert "unknown lab 'bowl'" in capsys.readouterr().err
-    assert cli.main(["lab", "saddle", "--format", "jpg"]) == 1
-    assert "--format" in capsys.readouterr().err
-    assert cli.main(["lab", "saddle", "--steps", "0"]) == 1
 
 
 def test_gif_frames_must_be_at_least_two(small_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
