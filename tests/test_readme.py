@@ -60,7 +60,7 @@ class _LitRegression:
 
     @staticmethod
     def build(lightning: Any) -> Any:
-        class Regression(lightning.LightningModule):  # type: ignore[misc, name-defined]
+        class Regression(lightning.LightningModule):  # type: ignore[misc]
             def __init__(self) -> None:
                 super().__init__()
                 self.net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
@@ -77,9 +77,11 @@ class _LitRegression:
 
 
 class _HFRegression(nn.Module):
-    def __init__(self) -> None:
+    """A model as the Hugging Face Trainer wants it: keyword inputs in, a dict with the loss out."""
+
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.net = nn.Linear(4, 1)
+        self.net = net
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"loss": nn.functional.mse_loss(self.net(x), labels)}
@@ -113,7 +115,7 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         if "transformers" in block:
             _framework("transformers")
             _framework("accelerate")
-            namespace["hf_model"] = _HFRegression()
+            namespace["hf_model"] = _HFRegression(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)))
             namespace["train_dataset"] = [{"x": xi, "labels": yi} for xi, yi in zip(x, y, strict=True)]
         exec(compile(block, str(README), "exec"), namespace)
         if "RavineMonitorCallback" in block or "RavineTrainerCallback" in block:

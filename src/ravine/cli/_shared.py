@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from ravine._validate import check_output_dir
 
-__all__ = ["DEFAULT_OUT", "console", "error_console", "mark", "output_dir"]
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
+
+__all__ = ["DEFAULT_OUT", "console", "error_console", "mark", "output_dir", "progress_bars"]
 
 console = Console()
 error_console = Console(stderr=True)
@@ -25,3 +29,22 @@ def output_dir(command: str, out: Path) -> Path:
 def mark(holds: bool, yes: str = "yes", no: str = "NO") -> str:
     """``yes`` in green or ``no`` in bold red (rich markup), for a claim's verdict."""
     return f"[green]{yes}[/]" if holds else f"[bold red]{no}[/]"
+
+
+def progress_bars(
+    middle: ProgressColumn, *, width: int = 0, transient: bool = False, show: bool = True
+) -> Progress:
+    """ravine's rich progress bars: description, bar, ``middle`` (a count or a percentage), elapsed time."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bars
+
+    description = "[bold]{task.description" + (f":<{width}" if width else "") + "}"
+    return Bars(
+        TextColumn(description),
+        BarColumn(),
+        middle,
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+        disable=not show,
+    )

@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from ravine.cli._shared import DEFAULT_OUT, console, mark, output_dir
+from ravine.cli._shared import DEFAULT_OUT, console, mark, output_dir, progress_bars
 from ravine.errors import ConfigError
 
 __all__ = ["app", "field_help", "run_experiment"]
@@ -115,7 +115,7 @@ def run_experiment(
     """Run experiment ``name`` with a rich progress bar, save its figure and numbers under ``out``, print
     its table, every checked claim (held or not, with the numbers) and its notes; returns the result."""
     folder = output_dir(f"experiment {name}", out)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import TextColumn
 
     from ravine.experiments import REGISTRY
     from ravine.report import save_figure
@@ -124,15 +124,7 @@ def run_experiment(
     entry = REGISTRY[name]
     config = entry.config("full" if full else "quick", **(overrides or {}))
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not show,
-    ) as bar:
+    with progress_bars(TextColumn("{task.percentage:>3.0f}%"), transient=True, show=show) as bar:
         task = bar.add_task(name, total=1.0)
 
         def progress(done: float, total: float, stage: str = "", /) -> None:

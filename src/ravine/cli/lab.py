@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ravine.cli._shared import DEFAULT_OUT, console, mark, output_dir
+from ravine.cli._shared import DEFAULT_OUT, console, mark, output_dir, progress_bars
 from ravine.errors import ConfigError
 
 __all__ = ["lab"]
@@ -40,7 +40,7 @@ def lab(
     """Run the lecture's demonstrations on 2-D error surfaces, many optimizers at once; write the figures
     (paths on the contours, loss and gradient curves, η/σ) and print what each run shows."""
     folder = output_dir("lab", out)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import MofNCompleteColumn, TaskID
     from rich.table import Table
 
     from ravine.report.surfaces import write_story_figures
@@ -62,14 +62,7 @@ def lab(
     table.add_column("measured", overflow="fold", ratio=3)
     table.add_column("holds", justify="center")
     written: list[Path] = []
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with progress_bars(MofNCompleteColumn(), transient=True) as progress:
         for item in names:
             task = progress.add_task(item, total=None)
 

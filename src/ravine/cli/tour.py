@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ravine.cli._shared import DEFAULT_OUT, console, mark, output_dir
+from ravine.cli._shared import DEFAULT_OUT, console, mark, output_dir, progress_bars
 
 if TYPE_CHECKING:
     from ravine.progress import Progress
@@ -41,21 +41,14 @@ def tour(
     import matplotlib
 
     matplotlib.use("Agg")
-    from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
-    from rich.progress import Progress as Bars
+    from rich.progress import TaskProgressColumn
     from rich.table import Table
 
     from ravine.report.tour import summary_rows, write_tour
     from ravine.tour import chapter_names, run_tour
 
     chosen = chapter_names([part.strip() for part in only.split(",") if part.strip()] if only else None)
-    with Bars(
-        TextColumn("[bold]{task.description:<14}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bars:
+    with progress_bars(TaskProgressColumn(), width=14) as bars:
         tasks = {name: bars.add_task(name, total=None, start=False) for name in chosen}
 
         def on_chapter(name: str) -> Progress:
