@@ -45,8 +45,10 @@ def scenario(
         int | None, typer.Option(min=1, help="Train this many steps instead of the scenario's own length.")
     ] = None,
 ) -> None:
-    """Train built-in runs that are stuck in a known way (or healthy) under the Monitor; print each verdict
-    next to its label and write an HTML report with the curves."""
+    """Built-in runs stuck in a known way (or healthy) under the Monitor: each verdict next to its label.
+
+    Writes an HTML report with each run's curves and the verdict's evidence and remedies.
+    """
     folder = output_dir("diagnose scenario", out)
     from ravine.diagnose.scenarios import HEALTHY, SCENARIOS, run_scenario
     from ravine.report.diagnose import verdict_table, write_html
@@ -95,7 +97,7 @@ def script(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
         Path, typer.Option(help="Folder for diagnose-script.html (created if missing).")
     ] = DEFAULT_OUT,
 ) -> None:
-    """Train your script's model for STEPS steps under the Monitor and print the verdict with its evidence."""
+    """Your training script under the Monitor for STEPS steps: the verdict, its evidence and remedies."""
     folder = output_dir("diagnose script", out)
     from ravine.diagnose.script import diagnose_script
     from ravine.report.diagnose import verdict_text, write_html

@@ -37,8 +37,11 @@ def lab(
     ] = "png",
     gif: Annotated[bool, typer.Option("--gif/--no-gif", help="Also write an animated GIF per run.")] = True,
 ) -> None:
-    """Run the lecture's demonstrations on 2-D error surfaces, many optimizers at once; write the figures
-    (paths on the contours, loss and gradient curves, η/σ) and print what each run shows."""
+    """The lecture's 2-D error surfaces, many optimizers at once: figures, GIFs and what each run shows.
+
+    Writes, per run, the paths on the contour map, the loss and gradient-norm curves and (for adaptive methods)
+    σ and η/σ per axis; prints each of the lecture's claims with the numbers measured and whether it held.
+    """
     folder = output_dir("lab", out)
     from rich.progress import MofNCompleteColumn, TaskID
     from rich.table import Table

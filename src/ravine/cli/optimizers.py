@@ -21,11 +21,10 @@ def optimizers(
         int, typer.Option(help="Seed of the data split, the initial weights and the batches.")
     ] = 0,
 ) -> None:
-    """Train the same small MLP on scikit-learn's digits with every preset (SGD, momentum, Adagrad, RMSProp,
-    Adam, AdamW, RAdam) from the same weights and batches; print a table, draw the loss curves and the
-    learning-rate schedules.
+    """Every optimizer preset trains the same MLP on the digits: a table, loss curves, the schedules.
 
-    (That each preset equals its torch.optim counterpart step for step is checked by the test suite,
+    SGD, momentum, Adagrad, RMSProp, Adam, AdamW and RAdam start from the same weights and see the same
+    batches. (That each preset equals its torch.optim counterpart step for step is checked by the test suite,
     tests/optim, not by this command.)
     """
     folder = output_dir("optimizers", out)

@@ -33,7 +33,7 @@ def tour(
         ),
     ] = None,
 ) -> None:
-    """Run the lectures' demonstrations and experiments; write one HTML report and every figure as PNG.
+    """Every demonstration and experiment of the lectures in one HTML report, with every figure as PNG.
 
     The quick setting takes a few minutes on two CPU cores. Open OUT/report.html in a browser.
     """
