@@ -78,7 +78,7 @@ def spectral_density_figure(density: SpectralDensity, *, exact: Tensor | None = 
         >>> figure.axes[0].get_yscale()
         'log'
     """
-    figure = new_figure(width=7.5, height=4.0)
+    figure = new_figure(width=10.0, height=4.2)
     ax = figure.add_subplot()
     grid = density.grid.double().numpy()
     phi = density.density.double().clamp_min(0).numpy()

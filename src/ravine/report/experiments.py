@@ -105,6 +105,9 @@ def batch_figure(result: BatchResult) -> Figure:
     for axis in (accuracy, sharp):
         axis.set_xticks(sizes, [str(size) for size in sizes])
         axis.minorticks_off()
+    finite = [r.sharpness for r in chosen if r.sharpness == r.sharpness]
+    if finite:  # from 0: a difference of 2% should look like one, not like a cliff
+        sharp.set_ylim(0.0, max(finite) * 1.15)
     sharp.set_xlabel("batch size")
     sharp.set_ylabel("λ_max of the training loss")
     sharp.set_title("sharpness of the solution")
@@ -256,22 +259,23 @@ FIGURES: dict[str, Callable[[Any], Figure]] = {
 
 CAPTIONS: dict[str, str] = {
     "minimum-ratio": "Left: each net's training loss against its minimum ratio at the end of ‖∇L‖² descent. Look "
-    "at where the dots sit: well left of 1 (the dotted line, a true local minimum), so these near-critical "
-    "points are saddles. Right: the share of positive, negative and flat eigenvalues of each net's Hessian.",
-    "batch": "Left: train and test accuracy per batch size at the same epochs. Look at the large batch: both "
-    "accuracies drop, so it is worse optimisation, not overfitting. Middle: λ_max (sharpness) of each "
-    "solution. Right: the loss on the line from the small-batch (α = 0) to the large-batch solution (α = 1).",
+    "at where the dots sit: the lecture expects them well left of 1 (the dotted line, a true local minimum), "
+    "i.e. saddles. Right: the share of positive, negative and flat eigenvalues of each net's Hessian.",
+    "batch": "Left: train and test accuracy per batch size at the same epochs. Look at the large batch: the "
+    "lecture expects both accuracies to drop (worse optimisation, not overfitting). Middle: λ_max (sharpness) "
+    "of each solution, from 0. Right: the loss on the line from the small-batch (α = 0) to the large-batch "
+    "solution (α = 1).",
     "momentum": "Left: the paths of GD and momentum on the lab's valley with a local dip. Look at where each "
-    "path ends: GD stops in the dip, momentum rolls through to the global minimum. Right: training loss on "
-    "the digits MLP; the dotted line is the threshold whose first crossing is counted.",
+    "path ends: the lecture expects GD to stop in the dip and momentum to roll through to the global minimum. "
+    "Right: training loss on the digits MLP; the dotted line is the threshold whose first crossing is counted.",
     "adaptive": "Smoothed mini-batch loss of each optimizer at its best rate (solid: constant rate, dashed: "
-    "cosine decay). Look at SGD against the adaptive ones on these unnormalised inputs: η/σ per parameter "
-    "is what gets through the ill-conditioned surface.",
+    "cosine decay). Look at SGD against the adaptive ones on these unnormalised inputs: η/σ per parameter is "
+    "meant to get through the ill-conditioned surface faster.",
     "warmup": "Left: training loss of Adam, Adam with warmup and RAdam at the same high peak rate. Look at "
-    "plain Adam's early stall or blow-up. Middle: the learning-rate schedules. Right: the variance of the "
-    "early adaptive rate, large in the first updates, which is why warmup (or RAdam's rectification) helps.",
+    "plain Adam's first updates. Middle: the learning-rate schedules. Right: the variance of the early "
+    "adaptive rate, large in the first updates, which is why warmup (or RAdam's rectification) should help.",
     "landscape": "Left: the loss on the straight line from the initialisation (α = 0) to the solution (α = 1). "
-    "Look for a barrier: there is none. Middle: a filter-normalised random 2-D slice around the solution "
+    "Look for a barrier on the way down. Middle: a filter-normalised random 2-D slice around the solution "
     "(the star). Right: the plane of the trajectory's first two principal components, with the path taken.",
 }
 """Experiment name → a caption that says what to look at in its figure."""

@@ -243,7 +243,7 @@ def effective_lr_figure(
     for ax, name in ((ax_sigma, "σ_t per axis"), (ax_elr, "η_t / σ_t per axis")):
         if len(x):
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            scale_to_data(ax)
         ax.set_xlabel("step t + 1")
         ax.set_ylabel(name)
         ax.set_title(f"{name} (solid: x, dashed: y)", fontsize=10)
