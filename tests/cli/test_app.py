@@ -51,6 +51,7 @@ _WITH_OUT = [
     ["tour"],
     ["lab", "saddle"],
     ["optimizers"],
+    ["experiment", "batch"],
     ["diagnose", "scenario", "saddle-mlp-momentum"],
     ["diagnose", "script", "train.py"],
 ]

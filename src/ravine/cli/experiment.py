@@ -33,6 +33,15 @@ _SCALARS: dict[str, type] = {"int": int, "float": float, "str": str, "bool": boo
 class _Experiments(TyperGroup):
     """The experiments as sub-commands, built from the registry when listed or called."""
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """Check ``--out`` before the registry (and torch with it) is imported, so that a bad one fails at once."""
+        for index, arg in enumerate(args):
+            if arg.startswith("--out="):
+                output_dir(f"experiment {args[0]}", Path(arg.removeprefix("--out=")))
+            elif arg == "--out" and index + 1 < len(args):
+                output_dir(f"experiment {args[0]}", Path(args[index + 1]))
+        return super().resolve_command(ctx, args)
+
     def list_commands(self, ctx: Any) -> list[str]:
         from ravine.experiments import REGISTRY
 
