@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import torch
 
 from ravine._validate import check_closed_unit_interval, check_nonnegative, check_unit_interval
+from ravine.optim._scalars import Scalar, add_scaled_, pick
 
 __all__ = [
     "Chain",
@@ -60,11 +61,11 @@ class Transform(abc.ABC):
 
     @abc.abstractmethod
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         """Transform the incoming direction ``updates`` (step counts from 1); see the module contract."""
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         """σ_t per element if this transform divides by one, else ``None`` (new tensors, made on demand)."""
         del state, step
         return None
@@ -84,12 +85,12 @@ class Transform(abc.ABC):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         """Update ``state`` and set θ ← θ − lr·d in place (the optimizer's hot path)."""
         direction = self.update(updates, state, params, step=step)
-        torch._foreach_add_(params, direction, alpha=-lr)
+        add_scaled_(params, direction, -lr)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -106,7 +107,7 @@ class Identity(Transform):
     """d = g (plain gradient descent). Returns the input list itself."""
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del state, params, step
         return updates
@@ -125,7 +126,7 @@ class WeightDecay(Transform):
         self.weight_decay = check_nonnegative("WeightDecay", "weight_decay", weight_decay)
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del state, step
         if self.weight_decay == 0:
@@ -149,14 +150,14 @@ class DecoupledWeightDecay(Transform):
         self.weight_decay = check_nonnegative("DecoupledWeightDecay", "weight_decay", weight_decay)
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del state, step
         if self.weight_decay == 0:
             return updates
         return list(torch._foreach_add(updates, params, alpha=self.weight_decay))
 
-    def shrink(self, params: list[torch.Tensor], *, lr: float) -> None:
+    def shrink(self, params: list[torch.Tensor], *, lr: Scalar) -> None:
         """θ ← (1 − lr·λ)·θ in place."""
         if self.weight_decay != 0:
             torch._foreach_mul_(params, 1.0 - lr * self.weight_decay)
@@ -167,12 +168,12 @@ class DecoupledWeightDecay(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         del state, step
         self.shrink(params, lr=lr)
-        torch._foreach_add_(params, updates, alpha=-lr)
+        add_scaled_(params, updates, -lr)
 
 
 class Momentum(Transform):
@@ -203,11 +204,16 @@ class Momentum(Transform):
         return {"momentum_buffer": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params
         buffers = state["momentum_buffer"]
-        if step == 1:
+        if isinstance(step, torch.Tensor):  # compiled: b_1 = g is b = 0·b + 1·g at t = 1
+            first = step == 1
+            torch._foreach_mul_(buffers, pick(first, 0.0, self.momentum))
+            scaled = torch._foreach_mul(updates, pick(first, 1.0, 1.0 - self.dampening))
+            torch._foreach_add_(buffers, scaled)
+        elif step == 1:
             torch._foreach_copy_(buffers, updates)
         else:
             torch._foreach_mul_(buffers, self.momentum)
@@ -240,7 +246,7 @@ class EmaMomentum(Transform):
         return {"exp_avg": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params
         exp_avg = state["exp_avg"]
@@ -249,10 +255,10 @@ class EmaMomentum(Transform):
             return list(torch._foreach_div(exp_avg, 1.0 - self.beta**step))
         return exp_avg
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         if not self.bias_correction:
             return None
-        return [torch.full_like(m, 1.0 - self.beta**step) for m in state["exp_avg"]]
+        return [torch.ones_like(m) * (1.0 - self.beta**step) for m in state["exp_avg"]]
 
     def momentum_buffer(self, state: TransformState) -> list[torch.Tensor] | None:
         return state["exp_avg"]
@@ -293,14 +299,14 @@ class Chain(Transform):
         updates: list[torch.Tensor],
         state: TransformState,
         params: list[torch.Tensor],
-        step: int,
+        step: Scalar,
     ) -> list[torch.Tensor]:
         for i in range(upto):
             updates = self.transforms[i].update(updates, self._sub(i, state), params, step=step)
         return updates
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         return self._run(len(self.transforms), updates, state, params, step)
 
@@ -310,12 +316,12 @@ class Chain(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         parts = self.transforms
         if not parts:
-            torch._foreach_add_(params, updates, alpha=-lr)
+            add_scaled_(params, updates, -lr)
             return
         last = len(parts) - 1
         if last >= 1 and isinstance(parts[last], DecoupledWeightDecay) and not parts[last - 1].reads_params:
@@ -329,7 +335,7 @@ class Chain(Transform):
         direction = self._run(last, updates, state, params, step)
         parts[last].apply(direction, self._sub(last, state), params, step=step, lr=lr)
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         result: list[torch.Tensor] | None = None
         for i, part in enumerate(self.transforms):
             sigma = part.denominator(self._sub(i, state), step=step)
