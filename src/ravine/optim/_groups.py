@@ -63,11 +63,11 @@ def check_torch_keywords(owner: str, group: Mapping[str, Any]) -> None:
     for key in ("maximize",):
         if key in group and not isinstance(group[key], bool):
             raise ConfigError(f"{owner}: {key} must be True or False, got {key}={group[key]!r}")
-    if group.get("foreach") not in (None, True, False):
+    if not any(group.get("foreach") is allowed for allowed in (None, True, False)):
         raise ConfigError(f"{owner}: foreach must be None, True or False, got foreach={group['foreach']!r}")
     for key, instead in _INSTEAD.items():
         value = group.get(key)
-        if value in (None, False):
+        if value is None or value is False:
             continue
         if value is True:
             raise UnsupportedError(f"{owner}: {key}=True is not supported; {instead}")
