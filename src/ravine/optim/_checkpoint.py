@@ -36,16 +36,16 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from ravine.errors import DataError
+from ravine.errors import ConfigError, DataError
 from ravine.optim._schedules import Lambda, Schedule
 from ravine.optim._transforms import Transform
 
-__all__ = ["check_loaded_state", "describe", "normalize_step", "rebuild"]
+__all__ = ["check_loaded_state", "describe", "loaded_group", "normalize_step", "rebuild"]
 
 _TAG = "ravine"
 
@@ -192,3 +192,40 @@ def check_loaded_state(
     else:
         out["step"] = torch.tensor(1.0)  # a momentum buffer exists: at least one update was taken
     return out
+
+
+def loaded_group(
+    index: int,
+    ours: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    *,
+    check: Callable[[Mapping[str, Any]], None],
+    where: str,
+) -> dict[str, Any]:
+    """The saved group ``theirs`` rebuilt, completed from the defaults, and checked for ``ours``."""
+    if not isinstance(theirs, Mapping) or "params" not in theirs:
+        raise DataError(f"{where}: group {index} must be a dict with 'params', got {theirs!r}")
+    if len(theirs["params"]) != len(ours["params"]):
+        raise DataError(
+            f"{where}: group {index} has {len(theirs['params'])} parameters in the checkpoint, "
+            f"{len(ours['params'])} here"
+        )
+    group = dict(theirs)
+    for key in ("transform", "schedule"):
+        if key in group:
+            group[key] = rebuild(group[key], current=ours.get(key), where=where)
+    for key, value in defaults.items():
+        group.setdefault(key, value)
+    known = {*defaults, *ours, "params", "initial_lr", "param_names"}
+    unknown = sorted(str(k) for k in group if k not in known)
+    if unknown:
+        raise DataError(
+            f"{where}: group {index} of the checkpoint has keys {unknown} that this optimizer does not use; "
+            "was it saved by another optimizer?"
+        )
+    try:
+        check({**group, "params": ours["params"]})
+    except ConfigError as error:
+        raise ConfigError(f"{where}: group {index}: {error}") from None
+    return group

@@ -15,7 +15,6 @@ fused :meth:`~ravine.optim.Transform.apply` updates state and parameters with ``
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -27,6 +26,7 @@ from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedErr
 from ravine.optim import _checkpoint
 from ravine.optim._foreach import all_finite, chunk_plan, finite_flag
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
+from ravine.optim._inspect import LayerLR, lr_summary
 from ravine.optim._scalars import Scalar
 from ravine.optim._schedules import Schedule
 from ravine.optim._transforms import Chain, Transform
@@ -42,21 +42,6 @@ _NOT_RULE = frozenset({"params", "lr", "initial_lr", "param_names", *TORCH_KEYWO
 """Group keys that do not change the transform or schedule (left out of the plan cache's key)."""
 _PLAN_CACHE = 64
 """Most (transform, schedule) plans kept: OneCycleLR/CyclicLR edit betas/momentum every step."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerLR:
-    """Effective learning rate η_t/σ_t of one named parameter, summarised (median is torch's lower median)."""
-
-    name: str
-    shape: tuple[int, ...]
-    numel: int
-    step: int
-    lr_min: float
-    lr_median: float
-    lr_max: float
-    momentum_norm: float | None
-    """‖m_t‖₂ of the momentum buffer, or ``None`` when the rule keeps none."""
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -399,28 +384,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         Args:
             named_parameters: e.g. ``model.named_parameters()``, for names; otherwise ``"group0.param3"``.
         """
-        names = {id(p): n for n, p in named_parameters} if named_parameters is not None else {}
-        rows = []
-        for gi, group in enumerate(self.param_groups):
-            for pi, p in enumerate(group["params"]):
-                entry = self.state.get(p)
-                if not entry or entry.get("step", 0) == 0:
-                    continue
-                lr = self.effective_lr(p).flatten().double()
-                buffer = self.momentum_buffer(p)
-                rows.append(
-                    LayerLR(
-                        name=names.get(id(p), f"group{gi}.param{pi}"),
-                        shape=tuple(p.shape),
-                        numel=p.numel(),
-                        step=int(entry["step"]),
-                        lr_min=float(lr.min()) if lr.numel() else math.nan,
-                        lr_median=float(lr.median()) if lr.numel() else math.nan,
-                        lr_max=float(lr.max()) if lr.numel() else math.nan,
-                        momentum_norm=None if buffer is None else float(buffer.double().norm()),
-                    )
-                )
-        return rows
+        return lr_summary(self, named_parameters)
 
     # ------------------------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -463,7 +427,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         new_groups: list[dict[str, Any]] = []
         new_state: dict[Any, Any] = {}
         for gi, (ours, theirs) in enumerate(zip(self.param_groups, groups, strict=True)):
-            new_groups.append(self._loaded_group(gi, ours, theirs, where))
+            new_groups.append(
+                _checkpoint.loaded_group(
+                    gi, ours, theirs, self.defaults, check=self._check_group, where=where
+                )
+            )
             transform, schedule = self._plan({**new_groups[-1], "params": ours["params"]})
             for pi, (pid, param) in enumerate(zip(theirs["params"], ours["params"], strict=True)):
                 entry = states.get(pid)
@@ -487,36 +455,6 @@ class ChainOptimizer(torch.optim.Optimizer):
             if "step" in entry:  # torch moves tensors to the parameter's device; counts stay on the CPU
                 entry["step"] = _checkpoint.normalize_step(entry["step"], where)
         self.skipped_steps = int(extra.get("skipped_steps", 0))
-
-    def _loaded_group(
-        self, index: int, ours: Mapping[str, Any], theirs: Mapping[str, Any], where: str
-    ) -> dict[str, Any]:
-        """The saved group ``theirs`` rebuilt, completed from the defaults, and checked for ``ours``."""
-        if not isinstance(theirs, Mapping) or "params" not in theirs:
-            raise DataError(f"{where}: group {index} must be a dict with 'params', got {theirs!r}")
-        if len(theirs["params"]) != len(ours["params"]):
-            raise DataError(
-                f"{where}: group {index} has {len(theirs['params'])} parameters in the checkpoint, "
-                f"{len(ours['params'])} here"
-            )
-        group = dict(theirs)
-        for key in ("transform", "schedule"):
-            if key in group:
-                group[key] = _checkpoint.rebuild(group[key], current=ours.get(key), where=where)
-        for key, value in self.defaults.items():
-            group.setdefault(key, value)
-        known = {*self.defaults, *ours, "params", "initial_lr", "param_names"}
-        unknown = sorted(str(k) for k in group if k not in known)
-        if unknown:
-            raise DataError(
-                f"{where}: group {index} of the checkpoint has keys {unknown} that {self._name} does not use; "
-                "was it saved by another optimizer?"
-            )
-        try:
-            self._check_group({**group, "params": ours["params"]})
-        except ConfigError as error:
-            raise ConfigError(f"{where}: group {index}: {error}") from None
-        return group
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}[{self._name}] ("]
