@@ -21,6 +21,9 @@ CASES: list[tuple[str, Callable[..., ro.ChainOptimizer], dict[str, Any]]] = [
     ("radam", ro.radam, {"lr": 1e-2}),
     ("adagrad-mean", ro.adagrad, {"lr": 0.05, "mean": True}),
     ("rmsprop", ro.rmsprop, {"lr": 1e-2, "centered": True, "momentum": 0.5}),
+    ("nadam-decoupled", ro.nadam, {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("rprop", ro.rprop, {}),
+    ("lion", ro.lion, {"lr": 1e-3, "weight_decay": 0.1}),
 ]
 
 

@@ -45,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+from ravine.optim._adaptive import Adadelta, Adamax, NAdam
 from ravine.optim._optimizer import (
     ChainOptimizer,
     LayerLR,
@@ -54,6 +55,7 @@ from ravine.optim._optimizer import (
 )
 from ravine.optim._preconditioners import AdagradMean, AdagradSum, Adam, RAdam, RMSProp
 from ravine.optim._presets import adagrad, adam, adamw, momentum, radam, rmsprop, sgd
+from ravine.optim._presets_extra import adadelta, adamax, lion, nadam, rprop
 from ravine.optim._schedules import (
     Constant,
     CosineDecay,
@@ -70,6 +72,7 @@ from ravine.optim._schedules import (
     StepDecay,
     TransformerSchedule,
 )
+from ravine.optim._sign import Lion, Rprop
 from ravine.optim._transforms import (
     Chain,
     DecoupledWeightDecay,
@@ -84,12 +87,17 @@ from ravine.optim._transforms import (
 
 PRESETS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "radam")
 """Names of the presets, in the lectures' order."""
+EXTRA_PRESETS = ("nadam", "adamax", "adadelta", "rprop", "lion")
+"""Presets beyond the lectures (torch 2.13's NAdam, Adamax, Adadelta, Rprop; Lion)."""
 
 __all__ = [
+    "EXTRA_PRESETS",
     "PRESETS",
+    "Adadelta",
     "AdagradMean",
     "AdagradSum",
     "Adam",
+    "Adamax",
     "Chain",
     "ChainOptimizer",
     "Constant",
@@ -104,12 +112,15 @@ __all__ = [
     "LayerLR",
     "LinearSchedule",
     "LinearWarmup",
+    "Lion",
     "Momentum",
+    "NAdam",
     "NonFinitePolicy",
     "Product",
     "RAdam",
     "RMSProp",
     "ResNetWarmup",
+    "Rprop",
     "Schedule",
     "ScheduleFactory",
     "Sequential",
@@ -119,12 +130,17 @@ __all__ = [
     "TransformState",
     "TransformerSchedule",
     "WeightDecay",
+    "adadelta",
     "adagrad",
     "adam",
+    "adamax",
     "adamw",
     "chain",
+    "lion",
     "momentum",
+    "nadam",
     "radam",
     "rmsprop",
+    "rprop",
     "sgd",
 ]

@@ -48,6 +48,8 @@ from ravine.optim._transforms import Transform
 __all__ = ["check_loaded_state", "describe", "loaded_group", "normalize_step", "rebuild"]
 
 _TAG = "ravine"
+SCALAR_STATE_KEYS = frozenset({"mu_product"})
+"""State keys that hold one number per parameter (0-d tensors) rather than a tensor of its shape."""
 
 
 def _registry() -> dict[str, type]:
@@ -174,14 +176,14 @@ def check_loaded_state(
             f"(missing {missing}, unexpected {extra}); was it saved by another optimizer or settings "
             "(e.g. amsgrad, centered, momentum)?"
         )
+    out: dict[str, Any] = {}
     for key, tensor in tensors.items():
         if not isinstance(tensor, torch.Tensor):
             raise DataError(f"{where}: state {key!r} must be a tensor, got {type(tensor).__name__}")
-        if tuple(tensor.shape) != tuple(param.shape):
-            raise DataError(
-                f"{where}: state {key!r} has shape {tuple(tensor.shape)}, the parameter {tuple(param.shape)}"
-            )
-    out: dict[str, Any] = dict(tensors)
+        expected = () if key.rsplit("/", 1)[-1] in SCALAR_STATE_KEYS else tuple(param.shape)
+        if tuple(tensor.shape) != expected:
+            raise DataError(f"{where}: state {key!r} has shape {tuple(tensor.shape)}, expected {expected}")
+        out[key] = tensor.detach().clone()  # never alias the source (e.g. a live torch optimizer's state)
     if "step" in entry:
         out["step"] = normalize_step(entry["step"], where)
     elif has_schedule:

@@ -39,7 +39,6 @@ _INSTEAD = {
 
 
 def torch_keywords(
-    *,
     maximize: bool = False,
     foreach: bool | None = None,
     fused: bool | None = None,

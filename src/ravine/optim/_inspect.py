@@ -33,13 +33,14 @@ class LayerLR:
 def lr_summary(
     optimizer: ChainOptimizer, named_parameters: Iterable[tuple[str, torch.Tensor]] | None = None
 ) -> list[LayerLR]:
-    """Per-parameter min/median/max of η_t/σ_t (and ‖m_t‖) of ``optimizer``, for every parameter that stepped."""
+    """Per-parameter min/median/max of η_t/σ_t (and ‖m_t‖) of ``optimizer``, for every parameter that stepped
+    (parameters whose rule defines no η_t/σ_t, e.g. Lion, are left out)."""
     names = {id(p): n for n, p in named_parameters} if named_parameters is not None else {}
     rows = []
     for gi, group in enumerate(optimizer.param_groups):
         for pi, p in enumerate(group["params"]):
             entry = optimizer.state.get(p)
-            if not entry or entry.get("step", 0) == 0:
+            if not entry or entry.get("step", 0) == 0 or not optimizer.defines_effective_lr(group):
                 continue
             lr = optimizer.effective_lr(p).flatten().double()
             buffer = optimizer.momentum_buffer(p)

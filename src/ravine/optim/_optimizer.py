@@ -27,7 +27,7 @@ from ravine.optim import _checkpoint
 from ravine.optim._foreach import all_finite, chunk_plan, finite_flag
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
-from ravine.optim._scalars import Scalar
+from ravine.optim._scalars import Scalar, scalar_dtype
 from ravine.optim._schedules import Schedule
 from ravine.optim._transforms import Chain, Transform
 
@@ -361,6 +361,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         """
         group, entry = self._locate(param)
         transform, _ = self._plan(group)
+        if not transform.defines_effective_lr:
+            raise UnsupportedError(
+                f"{self._name}: {transform!r} moves each coordinate by a step size times a sign (or by a scale "
+                "its state no longer holds), so η_t/σ_t is not defined for it"
+            )
         step = int(entry["step"])
         lr = self.learning_rate(group, step)
         state = {key: [entry[key]] for key in transform.state_keys()}
@@ -369,6 +374,10 @@ class ChainOptimizer(torch.optim.Optimizer):
             if sigma is None:
                 return torch.full_like(param, float(lr)).detach()
             return lr / sigma[0]
+
+    def defines_effective_lr(self, group: Mapping[str, Any]) -> bool:
+        """Whether :meth:`effective_lr` is defined for ``group``'s rule (not for sign rules, e.g. Lion)."""
+        return self._plan(group)[0].defines_effective_lr
 
     def momentum_buffer(self, param: torch.Tensor) -> torch.Tensor | None:
         """A copy of the momentum buffer m_t of ``param`` (``exp_avg`` / ``momentum_buffer``), or ``None``."""
@@ -454,6 +463,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         for entry in self.state.values():
             if "step" in entry:  # torch moves tensors to the parameter's device; counts stay on the CPU
                 entry["step"] = _checkpoint.normalize_step(entry["step"], where)
+            for key in _checkpoint.SCALAR_STATE_KEYS & set(entry):  # torch keeps these in its scalar dtype
+                entry[key] = entry[key].to(scalar_dtype())
         self.skipped_steps = int(extra.get("skipped_steps", 0))
 
     def __repr__(self) -> str:

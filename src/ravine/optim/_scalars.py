@@ -16,10 +16,15 @@ from typing import TypeAlias
 
 import torch
 
-__all__ = ["Scalar", "add_scaled_", "addcdiv_scaled_", "is_traced", "pick", "sqrt"]
+__all__ = ["Scalar", "add_scaled_", "addcdiv_scaled_", "is_traced", "pick", "scalar_dtype", "sqrt"]
 
 Scalar: TypeAlias = float | torch.Tensor
 """A Python float (eager) or a 0-d float64 tensor (under ``torch.compile``)."""
+
+
+def scalar_dtype() -> torch.dtype:
+    """torch.optim's dtype for per-parameter scalars such as NAdam's μ product (float64 if that is the default)."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
 def is_traced(value: object) -> bool:

@@ -53,6 +53,8 @@ class Transform(abc.ABC):
 
     reads_params: bool = False
     """Whether :meth:`update` reads the parameter values (weight decay does)."""
+    defines_effective_lr: bool = True
+    """Whether η_t/σ_t means something for this rule (not for sign rules such as Lion and Rprop)."""
 
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         """Fresh state for ``params``: key → one tensor per parameter. Stateless transforms return ``{}``."""
@@ -282,6 +284,7 @@ class Chain(Transform):
             for i, part in enumerate(self.transforms)
         )
         self.reads_params = any(part.reads_params for part in self.transforms)
+        self.defines_effective_lr = all(part.defines_effective_lr for part in self.transforms)
 
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         state: TransformState = {}
