@@ -45,7 +45,9 @@ Example:
 
 from __future__ import annotations
 
+from ravine.optim._accumulate import MultiSteps
 from ravine.optim._adaptive import Adadelta, Adamax, NAdam
+from ravine.optim._clipping import AdaptiveClip, ClipByGlobalNorm, ClipByValue
 from ravine.optim._optimizer import (
     ChainOptimizer,
     LayerLR,
@@ -98,8 +100,11 @@ __all__ = [
     "AdagradSum",
     "Adam",
     "Adamax",
+    "AdaptiveClip",
     "Chain",
     "ChainOptimizer",
+    "ClipByGlobalNorm",
+    "ClipByValue",
     "Constant",
     "CosineDecay",
     "DecoupledWeightDecay",
@@ -114,6 +119,7 @@ __all__ = [
     "LinearWarmup",
     "Lion",
     "Momentum",
+    "MultiSteps",
     "NAdam",
     "NonFinitePolicy",
     "Product",

@@ -48,7 +48,7 @@ from ravine.optim._transforms import Transform
 __all__ = ["check_loaded_state", "describe", "loaded_group", "normalize_step", "rebuild"]
 
 _TAG = "ravine"
-SCALAR_STATE_KEYS = frozenset({"mu_product"})
+SCALAR_STATE_KEYS = frozenset({"mu_product", "pre_clip_norm"})
 """State keys that hold one number per parameter (0-d tensors) rather than a tensor of its shape."""
 
 

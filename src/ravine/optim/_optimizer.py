@@ -24,7 +24,7 @@ import torch
 
 from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedError
 from ravine.optim import _checkpoint
-from ravine.optim._foreach import all_finite, chunk_plan, finite_flag
+from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, real_views
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
 from ravine.optim._scalars import Scalar, scalar_dtype
@@ -148,10 +148,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         try:
             for p in group["params"]:
-                if not (p.is_floating_point()):
+                if not (p.is_floating_point() or p.is_complex()):
                     raise UnsupportedError(
-                        f"{self._name}: parameters must be real floating point tensors, got dtype={p.dtype}; "
-                        "convert the model with .float() or .double()"
+                        f"{self._name}: parameters must be floating point or complex tensors, got "
+                        f"dtype={p.dtype}; convert the model with .float() or .double()"
                     )
                 if p.is_sparse:
                     raise UnsupportedError(f"{self._name}: sparse parameters are not supported")
@@ -302,10 +302,13 @@ class ChainOptimizer(torch.optim.Optimizer):
                 bucket[2].append(entry)
             buckets = [(s, ps, gs, es) for s, (ps, gs, es) in by_step.items()]
         foreach = group.get("foreach") is not False
-        for step, ps, gs, es in buckets:
+        for step, whole_ps, whole_gs, whole_es in buckets:
+            ps, gs, es = real_views(whole_ps, whole_gs, whole_es, keys)
             lr = self.learning_rate(group, step)
             if foreach:
-                for chunk_grads, state, chunk_params in chunk_plan(ps, gs, es, keys, self.chunk_bytes):
+                for chunk_grads, state, chunk_params in chunk_plan(
+                    ps, gs, es, keys, self.chunk_bytes, scope=transform.scope
+                ):
                     transform.apply(chunk_grads, state, chunk_params, step=step, lr=lr)
             else:
                 for p, g, entry in zip(ps, gs, es, strict=True):
@@ -327,12 +330,17 @@ class ChainOptimizer(torch.optim.Optimizer):
         for transform, group, params, grads in plans:
             keys = transform.state_keys()
             signed = list(torch._foreach_neg(grads)) if group.get("maximize") else grads
-            for p, g in zip(params, signed, strict=True):
-                entry = self.state[p]
-                entry["step"].add_(1.0)
-                step = entry["step"].to(torch.float64)
+            entries = [self.state[p] for p in params]
+            torch._foreach_add_([entry["step"] for entry in entries], 1.0)
+            ps, gs, es = real_views(params, signed, entries, keys)
+            # One parameter at a time (their counts may differ), unless the rule needs the whole group
+            # (a global norm), which then runs at the first parameter's count.
+            spans = [(0, len(ps))] if transform.scope == "group" else [(i, i + 1) for i in range(len(ps))]
+            for lo, hi in spans:
+                step = entries[lo]["step"].to(torch.float64)
                 lr = self.learning_rate(group, step)
-                transform.apply([g], {key: [entry[key]] for key in keys}, [p], step=step, lr=lr)
+                state = {key: [entry[key] for entry in es[lo:hi]] for key in keys}
+                transform.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
         if guarded:
             for current, old in zip(touched, saved, strict=True):
                 current.copy_(torch.where(ok, current, old))
@@ -374,6 +382,22 @@ class ChainOptimizer(torch.optim.Optimizer):
             if sigma is None:
                 return torch.full_like(param, float(lr)).detach()
             return lr / sigma[0]
+
+    def pre_clip_norm(self, group: int = 0) -> float | None:
+        """The gradient norm before clipping at the last step of param group ``group`` (None if the rule has
+        no clipping part or nothing has stepped): the global norm for ``ClipByGlobalNorm``, the norm over all
+        of the group's parameters for ``AdaptiveClip``. One host sync; call it when you log."""
+        keys = [
+            k for k in self._plan(self.param_groups[group])[0].state_keys() if k.endswith("pre_clip_norm")
+        ]
+        entries = [self.state[p] for p in self.param_groups[group]["params"] if p in self.state]
+        values = [entry[keys[0]] for entry in entries if keys and keys[0] in entry]
+        if not values:
+            return None
+        transform = self._plan(self.param_groups[group])[0]
+        if transform.scope == "group":
+            return float(values[0])
+        return float(torch.linalg.vector_norm(torch.stack([v.double() for v in values])))
 
     def defines_effective_lr(self, group: Mapping[str, Any]) -> bool:
         """Whether :meth:`effective_lr` is defined for ``group``'s rule (not for sign rules, e.g. Lion)."""
@@ -463,8 +487,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         for entry in self.state.values():
             if "step" in entry:  # torch moves tensors to the parameter's device; counts stay on the CPU
                 entry["step"] = _checkpoint.normalize_step(entry["step"], where)
-            for key in _checkpoint.SCALAR_STATE_KEYS & set(entry):  # torch keeps these in its scalar dtype
-                entry[key] = entry[key].to(scalar_dtype())
+            if "mu_product" in entry:  # torch keeps NAdam's μ product in its scalar dtype
+                entry["mu_product"] = entry["mu_product"].to(scalar_dtype())
         self.skipped_steps = int(extra.get("skipped_steps", 0))
 
     def __repr__(self) -> str:

@@ -55,6 +55,10 @@ class Transform(abc.ABC):
     """Whether :meth:`update` reads the parameter values (weight decay does)."""
     defines_effective_lr: bool = True
     """Whether η_t/σ_t means something for this rule (not for sign rules such as Lion and Rprop)."""
+    scope: str = "element"
+    """What :meth:`update` must see at once: ``"element"`` (elementwise: any flat slice will do),
+    ``"tensor"`` (whole parameters, e.g. per-row norms) or ``"group"`` (all of a group's parameters, e.g. a
+    global norm). The optimizer cuts its work into cache-sized chunks only as far as this allows."""
 
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         """Fresh state for ``params``: key → one tensor per parameter. Stateless transforms return ``{}``."""
@@ -285,6 +289,8 @@ class Chain(Transform):
         )
         self.reads_params = any(part.reads_params for part in self.transforms)
         self.defines_effective_lr = all(part.defines_effective_lr for part in self.transforms)
+        scopes = {part.scope for part in self.transforms}
+        self.scope = next((s for s in ("group", "tensor") if s in scopes), "element")
 
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         state: TransformState = {}
