@@ -89,20 +89,21 @@ def _flat_sliceable(param: torch.Tensor, grad: torch.Tensor, state: list[torch.T
 def all_finite(tensors: list[torch.Tensor]) -> bool:
     """True when no tensor holds NaN or ±Inf.
 
-    Fast path: one ``torch._foreach_norm`` (2-norm) over all tensors and one sync. A NaN or ±Inf element
-    makes its tensor's 2-norm non-finite, so finite norms prove every element finite. A non-finite norm can
-    also come from overflow of finite values (|g| ≳ 1e19 in float32); only then the exact per-element check
-    runs. (The ∞-norm would be exact in one pass, but on CPU it is ~10× slower than the 2-norm.)
+    Fast path: one sum per tensor (a reduction at memory bandwidth, about one ``add_`` pass) and one sync.
+    A NaN or ±Inf element makes its tensor's sum non-finite (NaN + x = NaN, Inf + finite = Inf,
+    Inf − Inf = NaN), so finite sums prove every element finite. A non-finite sum can also come from
+    overflow of finite values (|Σg| ≳ 3e38 in float32); only then the exact per-element check runs. (The
+    2-norm needs squares and a sqrt and runs at about half this speed on CPU; the ∞-norm ~10× slower.)
     """
     tensors = [t for t in tensors if t.numel() > 0]
     if not tensors:
         return True
-    norms = list(torch._foreach_norm(tensors, 2.0))
-    dtype, device = norms[0].dtype, norms[0].device
-    if all(n.dtype == dtype and n.device == device for n in norms):
-        if bool(torch.stack(norms).isfinite().all()):
+    sums = [t.sum() for t in tensors]
+    dtype, device = sums[0].dtype, sums[0].device
+    if all(s.dtype == dtype and s.device == device for s in sums):
+        if bool(torch.stack(sums).isfinite().all()):
             return True
-    elif all(bool(n.isfinite()) for n in norms):
+    elif all(bool(s.isfinite()) for s in sums):
         return True
     return all(bool(t.isfinite().all()) for t in tensors)
 
