@@ -111,3 +111,23 @@ def test_compiled_guard_skips_a_nonfinite_step_inside_the_graph() -> None:
     step()
     assert int(opt.state[w]["step"]) == 2
     assert opt.skipped_steps == 1
+
+
+def test_tensor_lr_under_a_torch_scheduler_does_not_recompile() -> None:
+    """As with torch.optim: a tensor lr lets a torch LR scheduler change it without a recompile."""
+    results = []
+    for compiled in (False, True):
+        torch._dynamo.reset()
+        w = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 5, dtype=torch.float64))
+        opt = ro.adam([w], lr=torch.tensor(0.05, dtype=torch.float64))
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(opt, 0.9)
+        counter = torch._dynamo.testing.CompileCounter()
+        step = torch.compile(lambda opt=opt: opt.step(), backend=counter) if compiled else opt.step
+        for _ in range(8):
+            w.grad = torch.sin(3 * w.detach())
+            step()
+            scheduler.step()
+        results.append(w.detach().clone())
+        if compiled:
+            assert counter.frame_count == 2
+    torch.testing.assert_close(results[0], results[1], rtol=1e-12, atol=1e-14)

@@ -232,7 +232,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         Eager: a NaN/Inf gradient raises :class:`NonFiniteError` (``nonfinite="raise"``) or skips the step
         (``"skip"``) before anything changes. Under ``torch.compile`` the check cannot raise without a
         host sync (a graph break), so both policies skip the step inside the graph instead: parameters,
-        state and step counts keep their values, and :attr:`skipped_steps` counts it.
+        state and step counts keep their values, and :attr:`skipped_steps` counts it. Step counts are
+        tensors, so steps do not recompile; with a torch LR scheduler pass ``lr=torch.tensor(...)`` (as for
+        torch.optim), or each new learning rate recompiles.
         """
         loss = None
         if closure is not None:
