@@ -131,7 +131,7 @@ def _radam_transform(group: Mapping[str, Any]) -> Transform:
 
 def sgd(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     momentum: float = 0.0,
     dampening: float = 0.0,
     weight_decay: float = 0.0,
@@ -173,7 +173,7 @@ def sgd(  # noqa: PLR0917 (torch.optim's positional signature)
 
 def momentum(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     momentum: float = 0.9,
     dampening: float = 0.0,
     weight_decay: float = 0.0,
@@ -207,7 +207,7 @@ def momentum(  # noqa: PLR0917 (torch.optim's positional signature)
 
 def adagrad(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-2,
+    lr: float | torch.Tensor = 1e-2,
     lr_decay: float = 0.0,
     weight_decay: float = 0.0,
     initial_accumulator_value: float = 0.0,
@@ -250,7 +250,7 @@ def adagrad(  # noqa: PLR0917 (torch.optim's positional signature)
 
 def rmsprop(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-2,
+    lr: float | torch.Tensor = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -291,7 +291,7 @@ def rmsprop(  # noqa: PLR0917 (torch.optim's positional signature)
 
 def adam(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -332,7 +332,7 @@ def adam(  # noqa: PLR0917 (torch.optim's positional signature)
 
 def adamw(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
@@ -372,7 +372,7 @@ def adamw(  # noqa: PLR0917 (torch.optim's positional signature)
 
 def radam(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,

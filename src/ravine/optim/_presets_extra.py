@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from ravine.optim._adaptive import Adadelta, Adamax, NAdam
 from ravine.optim._groups import torch_keywords
 from ravine.optim._optimizer import ChainOptimizer, NonFinitePolicy
@@ -60,7 +62,7 @@ def _build(  # noqa: PLR0917 (private helper, one call per preset)
     name: str,
     params: Params,
     factory: Any,
-    lr: float,
+    lr: float | torch.Tensor,
     defaults: dict[str, Any],
     schedule: Schedule | None,
     nonfinite: NonFinitePolicy,
@@ -80,7 +82,7 @@ def _build(  # noqa: PLR0917 (private helper, one call per preset)
 
 def nadam(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 2e-3,
+    lr: float | torch.Tensor = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -109,7 +111,7 @@ def nadam(  # noqa: PLR0917 (torch.optim's positional signature)
 
 def adamax(
     params: Params,
-    lr: float = 2e-3,
+    lr: float | torch.Tensor = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -130,7 +132,7 @@ def adamax(
 
 def adadelta(
     params: Params,
-    lr: float = 1.0,
+    lr: float | torch.Tensor = 1.0,
     rho: float = 0.9,
     eps: float = 1e-6,
     weight_decay: float = 0.0,
@@ -151,7 +153,7 @@ def adadelta(
 
 def rprop(
     params: Params,
-    lr: float = 1e-2,
+    lr: float | torch.Tensor = 1e-2,
     etas: tuple[float, float] = (0.5, 1.2),
     step_sizes: tuple[float, float] = (1e-6, 50.0),
     *,
@@ -170,7 +172,7 @@ def rprop(
 
 def lion(
     params: Params,
-    lr: float = 1e-4,
+    lr: float | torch.Tensor = 1e-4,
     betas: tuple[float, float] = (0.9, 0.99),
     weight_decay: float = 0.0,
     *,
