@@ -9,7 +9,7 @@ import torch._dynamo.testing
 from _helpers import random_tensors
 
 import ravine.optim as ro
-from ravine.errors import UnsupportedError
+from ravine.errors import ConfigError, UnsupportedError
 
 STEPS = 60
 
@@ -158,3 +158,63 @@ def test_compiled_global_clip_equals_eager() -> None:
     for a, b in zip(results[0][0], results[1][0], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert results[0][1] == pytest.approx(results[1][1], rel=1e-12)
+
+
+def _two_group_reference(theirs: list[torch.nn.Parameter], make: object, wd: float) -> torch.optim.Optimizer:
+    matrices = [p for p in theirs if p.ndim >= 2]
+    vectors = [p for p in theirs if p.ndim < 2]
+    groups = [{"params": matrices, "weight_decay": wd}, {"params": vectors, "weight_decay": 0.0}]
+    return make(groups, lr=1e-2)  # type: ignore[operator, no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("parts", "reference"),
+    [
+        (lambda: ro.chain(ro.WeightDecay(0.1, mask="matrices"), ro.Adam()), torch.optim.Adam),
+        (lambda: ro.chain(ro.Adam(), ro.DecoupledWeightDecay(0.1, mask="matrices")), torch.optim.AdamW),
+    ],
+    ids=["coupled", "decoupled"],
+)
+def test_weight_decay_mask_inside_one_group_equals_torch_with_two_groups(
+    parts: object, reference: object
+) -> None:
+    ours, theirs = random_tensors(torch.float64), random_tensors(torch.float64)
+    opt = ro.ChainOptimizer(ours, parts(), lr=1e-2, chunk_bytes=64)  # type: ignore[operator]
+    torch_opt = _two_group_reference(theirs, reference, 0.1)
+    g1, g2 = torch.Generator().manual_seed(6), torch.Generator().manual_seed(6)
+    for _ in range(STEPS):
+        _noisy_grads(ours, g1)
+        _noisy_grads(theirs, g2)
+        opt.step()
+        torch_opt.step()
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_weight_decay_groups_by_name_equal_torch() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6), torch.nn.Linear(6, 2)).double()
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6), torch.nn.Linear(6, 2)).double()
+    twin.load_state_dict(model.state_dict())
+    groups = ro.weight_decay_groups(model.named_parameters(), 0.1, exclude=("*bias", "1.*"))
+    assert [g["param_names"] for g in groups] == [
+        ["0.weight", "2.weight"],
+        ["0.bias", "1.weight", "1.bias", "2.bias"],
+    ]
+    opt = ro.adamw(groups, lr=1e-2)
+    torch_opt = torch.optim.AdamW(
+        ro.weight_decay_groups(twin.named_parameters(), 0.1, exclude=("*bias", "1.*")), lr=1e-2
+    )
+    x = torch.randn(16, 4, dtype=torch.float64)
+    for _ in range(20):
+        for m, o in ((model, opt), (twin, torch_opt)):
+            o.zero_grad()
+            m(x).pow(2).mean().backward()
+            o.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_unknown_weight_decay_mask_is_refused() -> None:
+    with pytest.raises(ConfigError, match="weight_decay_groups"):
+        ro.WeightDecay(0.1, mask="biases")

@@ -48,6 +48,7 @@ from __future__ import annotations
 from ravine.optim._accumulate import MultiSteps
 from ravine.optim._adaptive import Adadelta, Adamax, NAdam
 from ravine.optim._clipping import AdaptiveClip, ClipByGlobalNorm, ClipByValue
+from ravine.optim._masks import weight_decay_groups
 from ravine.optim._optimizer import (
     ChainOptimizer,
     LayerLR,
@@ -149,4 +150,5 @@ __all__ = [
     "rmsprop",
     "rprop",
     "sgd",
+    "weight_decay_groups",
 ]

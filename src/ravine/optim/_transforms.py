@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import torch
 
 from ravine._validate import check_closed_unit_interval, check_nonnegative, check_unit_interval
+from ravine.errors import ConfigError
 from ravine.optim._scalars import Scalar, add_scaled_, pick
 
 __all__ = [
@@ -119,25 +120,63 @@ class Identity(Transform):
         return updates
 
 
+_MASKS = ("matrices",)
+
+
+def _check_mask(owner: str, mask: str | None) -> str | None:
+    if mask is not None and mask not in _MASKS:
+        raise ConfigError(
+            f"{owner}: mask must be None or 'matrices' (decay only tensors of 2+ dimensions), got {mask=!r}; "
+            "to choose by name, build param groups with ravine.optim.weight_decay_groups"
+        )
+    return mask
+
+
+def _decays(param: torch.Tensor, mask: str | None) -> bool:
+    return mask is None or param.ndim >= 2
+
+
+def _decayed(
+    updates: list[torch.Tensor], params: list[torch.Tensor], weight_decay: float, mask: str | None
+) -> list[torch.Tensor]:
+    """d + λθ for the parameters the mask selects (new tensors), the others' d unchanged."""
+    if weight_decay == 0:
+        return updates
+    if mask is None:
+        return list(torch._foreach_add(updates, params, alpha=weight_decay))
+    chosen = [i for i, p in enumerate(params) if _decays(p, mask)]
+    out = list(updates)
+    if chosen:
+        decayed = torch._foreach_add(
+            [updates[i] for i in chosen], [params[i] for i in chosen], alpha=weight_decay
+        )
+        for i, d in zip(chosen, decayed, strict=True):
+            out[i] = d
+    return out
+
+
 class WeightDecay(Transform):
     r"""Coupled L2 weight decay, as torch SGD/Adam/RMSprop/Adagrad: d = g + λθ (new tensors).
 
     Args:
         weight_decay: λ ≥ 0.
+        mask: ``None`` decays every parameter; ``"matrices"`` only those with two or more dimensions (no
+            decay on biases and norm weights, inside one group). By name: :func:`weight_decay_groups`.
     """
 
     reads_params = True
 
-    def __init__(self, weight_decay: float) -> None:
+    def __init__(self, weight_decay: float, *, mask: str | None = None) -> None:
         self.weight_decay = check_nonnegative("WeightDecay", "weight_decay", weight_decay)
+        self.mask = _check_mask("WeightDecay", mask)
+        if mask is not None:
+            self.scope = "tensor"  # the mask reads each parameter's shape: never cut into flat slices
 
     def update(
         self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del state, step
-        if self.weight_decay == 0:
-            return updates
-        return list(torch._foreach_add(updates, params, alpha=self.weight_decay))
+        return _decayed(updates, params, self.weight_decay, self.mask)
 
 
 class DecoupledWeightDecay(Transform):
@@ -148,25 +187,29 @@ class DecoupledWeightDecay(Transform):
 
     Args:
         weight_decay: λ ≥ 0.
+        mask: as :class:`WeightDecay`'s.
     """
 
     reads_params = True
 
-    def __init__(self, weight_decay: float) -> None:
+    def __init__(self, weight_decay: float, *, mask: str | None = None) -> None:
         self.weight_decay = check_nonnegative("DecoupledWeightDecay", "weight_decay", weight_decay)
+        self.mask = _check_mask("DecoupledWeightDecay", mask)
+        if mask is not None:
+            self.scope = "tensor"
 
     def update(
         self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del state, step
-        if self.weight_decay == 0:
-            return updates
-        return list(torch._foreach_add(updates, params, alpha=self.weight_decay))
+        return _decayed(updates, params, self.weight_decay, self.mask)
 
     def shrink(self, params: list[torch.Tensor], *, lr: Scalar) -> None:
-        """θ ← (1 − lr·λ)·θ in place."""
+        """θ ← (1 − lr·λ)·θ in place (only the masked-in parameters)."""
         if self.weight_decay != 0:
-            torch._foreach_mul_(params, 1.0 - lr * self.weight_decay)
+            chosen = [p for p in params if _decays(p, self.mask)]
+            if chosen:
+                torch._foreach_mul_(chosen, 1.0 - lr * self.weight_decay)
 
     def apply(
         self,
@@ -198,8 +241,6 @@ class Momentum(Transform):
         self.momentum = check_nonnegative("momentum", "momentum", momentum)
         self.dampening = check_closed_unit_interval("momentum", "dampening", dampening)
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
-            from ravine.errors import ConfigError
-
             raise ConfigError(
                 "momentum: nesterov=True needs momentum > 0 and dampening = 0, "
                 f"got momentum={momentum!r}, dampening={dampening!r}"
@@ -386,8 +427,6 @@ def chain(*transforms: Transform) -> Transform:
     for part in transforms:
         candidate: object = part
         if not isinstance(candidate, Transform):
-            from ravine.errors import ConfigError
-
             raise ConfigError(f"chain: every part must be a Transform, got {candidate!r}")
         if isinstance(part, Chain):
             flat.extend(part.transforms)
