@@ -1,8 +1,10 @@
 """Optimizer step time on CPU: ravine's presets vs torch.optim's three paths (for-loop, foreach, fused).
 
-The model is a ~10M-parameter set of 121 tensors shaped like a small transformer (an 8000×256 embedding,
-then 10 blocks of qkv / out / two feed-forward weights with their biases and two LayerNorms), so big
-matrices and many tiny tensors mix as in a real model. Every contender gets its own copy of the same
+Two parameter sets (``--set``): ``transformer``, ~10M parameters in 121 tensors shaped like a small
+transformer (an 8000×256 embedding, then 10 blocks of qkv / out / two feed-forward weights with their
+biases and two LayerNorms), so big matrices and many tiny tensors mix as in a real model; and ``gpt2``,
+GPT-2's own layout (wte, wpe, 12 blocks of ln_1 / c_attn / c_proj / ln_2 / c_fc / c_proj with biases,
+ln_f; 148 tensors) at width 128, ~8.9M parameters, most tensors tiny. Every contender gets its own copy of the same
 parameters and the same fixed gradients (set once: the benchmark times ``optimizer.step()`` alone).
 State is created in a warm-up call; each timed call runs ``--steps`` steps; the figure is the median over
 ``--repeats`` interleaved repeats (benchmarks/_timing.py), so machine load hits every contender alike.
@@ -14,11 +16,18 @@ and torch.optim with ``foreach=True``, ``foreach=False`` (the for-loop, torch's 
 contender has taken the same number of steps from the same start, and ravine's parameters are compared
 with torch's (printed as the largest relative difference).
 
+Every row is also set against the **bandwidth bound**: the bytes the rule must move per step (e.g. Adam
+reads θ, g, m, v and writes θ, m, v: 28 bytes per float32 parameter) divided by this machine's in-place
+bandwidth, measured here with ``x.add_(y)`` on 64 MiB tensors (12 bytes per element moved). ``--compiled``
+adds ``torch.compile(optimizer.step)`` (inductor) of ravine's preset — opt-in, it compiles for minutes on
+a small CPU.
+
 One torch thread by default: on a shared 2-core machine, two OpenMP threads wait on each other whenever
 another process takes a core, and every contender's time then swings 4-10× from call to call; pass
 ``--threads 2`` to measure that anyway.
 
-    .venv/bin/python -m benchmarks.optim_step [--threads 1] [--repeats 15] [--steps 3] [--markdown PATH]
+    .venv/bin/python -m benchmarks.optim_step [--set transformer|gpt2] [--threads 1] [--repeats 15] [--steps 3]
+        [--compiled] [--markdown PATH]
 """
 
 from __future__ import annotations
@@ -39,17 +48,68 @@ from benchmarks._timing import conditions, interleaved_medians
 VOCAB, WIDTH, BLOCKS = 8000, 256, 10
 
 Maker = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
-CASES: dict[str, tuple[Callable[..., torch.optim.Optimizer], type[torch.optim.Optimizer], dict[str, Any]]] = {
+CASES: dict[
+    str, tuple[Callable[..., torch.optim.Optimizer], type[torch.optim.Optimizer] | None, dict[str, Any]]
+]
+CASES = {
     "Adam": (ro.adam, torch.optim.Adam, {"lr": 1e-4}),
+    "AdamW": (ro.adamw, torch.optim.AdamW, {"lr": 1e-4}),
     "RMSprop": (ro.rmsprop, torch.optim.RMSprop, {"lr": 1e-5}),
     "Adagrad": (ro.adagrad, torch.optim.Adagrad, {"lr": 1e-4}),
     "SGD-momentum": (ro.sgd, torch.optim.SGD, {"lr": 1e-4, "momentum": 0.9}),
+    "NAdam": (ro.nadam, torch.optim.NAdam, {"lr": 1e-4}),
+    "Adamax": (ro.adamax, torch.optim.Adamax, {"lr": 1e-4}),
+    "Adadelta": (ro.adadelta, torch.optim.Adadelta, {}),
+    "Rprop": (ro.rprop, torch.optim.Rprop, {"lr": 1e-4}),
+    "Lion": (ro.lion, None, {"lr": 1e-5}),
 }
-FUSED = {"Adam", "Adagrad", "SGD-momentum"}  # torch has fused CPU kernels for Adam(W), Adagrad, SGD
-TARGET = 1.1
+FUSED = {"Adam", "AdamW", "Adagrad", "SGD-momentum"}  # torch's fused CPU kernels
+BYTES_PER_PARAM = {  # float32: (tensors read + tensors written) × 4
+    "Adam": 28,
+    "AdamW": 28,
+    "RMSprop": 20,
+    "Adagrad": 20,
+    "SGD-momentum": 20,
+    "NAdam": 28,
+    "Adamax": 28,
+    "Adadelta": 28,
+    "Rprop": 28,
+    "Lion": 20,
+}
+EAGER_TARGET, FUSED_TARGET = 1.0, 1.2
+
+
+def gpt2_shapes(
+    width: int = 128, layers: int = 12, vocab: int = 50257, positions: int = 1024
+) -> list[tuple[int, ...]]:
+    """GPT-2's parameter layout (Hugging Face's GPT2LMHeadModel, tied head) at a small width."""
+    d = width
+    block = [
+        (d,),
+        (d,),
+        (d, 3 * d),
+        (3 * d,),
+        (d, d),
+        (d,),
+        (d,),
+        (d,),
+        (d, 4 * d),
+        (4 * d,),
+        (4 * d, d),
+        (d,),
+    ]
+    return [(vocab, d), (positions, d), *(block * layers), (d,), (d,)]
+
+
+SET = "transformer"
 
 
 def shapes() -> list[tuple[int, ...]]:
+    """The shapes of the chosen set (:data:`SET`)."""
+    return gpt2_shapes() if SET == "gpt2" else transformer_shapes()
+
+
+def transformer_shapes() -> list[tuple[int, ...]]:
     """Parameter shapes of a small transformer encoder (embedding + BLOCKS blocks, 12 tensors each)."""
     d = WIDTH
     block = [
@@ -80,17 +140,27 @@ def make_params(seed: int = 0) -> list[torch.nn.Parameter]:
     return params
 
 
-def makers(name: str) -> dict[str, Maker]:
+def makers(name: str, compiled: bool) -> dict[str, Maker]:
     ours, theirs, kwargs = CASES[name]
     table: dict[str, Maker] = {
         "ravine": lambda p: ours(p, **kwargs),
         "ravine (nonfinite='off')": lambda p: ours(p, nonfinite="off", **kwargs),
-        "torch foreach": lambda p: theirs(p, foreach=True, **kwargs),  # type: ignore[call-arg]
-        "torch for-loop": lambda p: theirs(p, foreach=False, **kwargs),  # type: ignore[call-arg]
     }
-    if name in FUSED:
+    if compiled:
+        table["ravine compiled"] = lambda p: ours(p, **kwargs)
+    if theirs is not None:
+        table["torch foreach"] = lambda p: theirs(p, foreach=True, **kwargs)  # type: ignore[call-arg]
+        table["torch for-loop"] = lambda p: theirs(p, foreach=False, **kwargs)  # type: ignore[call-arg]
+    if name in FUSED and theirs is not None:
         table["torch fused"] = lambda p: theirs(p, fused=True, **kwargs)  # type: ignore[call-arg]
     return table
+
+
+def add_bandwidth(repeats: int = 9) -> float:
+    """Bytes per second of ``x.add_(y)`` on 64 MiB float32 tensors (read x, read y, write x)."""
+    x, y = torch.zeros(1 << 24), torch.ones(1 << 24)
+    seconds = interleaved_medians({"add_": lambda: x.add_(y)}, repeats=repeats, warmup=2)["add_"]
+    return 3 * x.numel() * x.element_size() / seconds
 
 
 def rotated_medians(runs: dict[str, Callable[[], None]], repeats: int, passes: int = 3) -> dict[str, float]:
@@ -113,20 +183,23 @@ def rotated_medians(runs: dict[str, Callable[[], None]], repeats: int, passes: i
     return {label: statistics.median(values) for label, values in per_pass.items()}
 
 
-def measure(name: str, steps: int, repeats: int) -> tuple[dict[str, float], float]:
-    """Seconds per step of every contender, and max |θ_ravine − θ_torch-foreach| / max |θ| afterwards."""
+def measure(name: str, steps: int, repeats: int, compiled: bool) -> tuple[dict[str, float], float]:
+    """Seconds per step of every contender, and max |θ_ravine − θ_torch| / max |θ| afterwards."""
     runs: dict[str, Callable[[], None]] = {}
     params: dict[str, list[torch.nn.Parameter]] = {}
-    for label, make in makers(name).items():
+    for label, make in makers(name, compiled).items():
         params[label] = make_params()
         opt = make(params[label])
+        step = torch.compile(opt.step) if label == "ravine compiled" else opt.step
 
-        def run(opt: torch.optim.Optimizer = opt) -> None:
+        def run(step: Callable[[], object] = step) -> None:
             for _ in range(steps):
-                opt.step()
+                step()
 
         runs[label] = run
     medians = rotated_medians(runs, repeats)
+    if "torch foreach" not in params:
+        return {label: seconds / steps for label, seconds in medians.items()}, float("nan")
     ours, theirs = params["ravine"], params["torch foreach"]
     scale = max(float(p.detach().abs().max()) for p in theirs)
     diff = max(float((a - b).detach().abs().max()) for a, b in zip(ours, theirs, strict=True)) / scale
@@ -134,61 +207,77 @@ def measure(name: str, steps: int, repeats: int) -> tuple[dict[str, float], floa
 
 
 def main() -> None:
+    global SET  # noqa: PLW0603 (the set is chosen once, before anything is built)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--set", choices=["transformer", "gpt2"], default="transformer")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see above)")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per timed call")
     parser.add_argument("--only", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument(
+        "--compiled", action="store_true", help="add torch.compile(step) (inductor; slow to build)"
+    )
     parser.add_argument("--markdown", type=str, default=None, help="also write the section to this file")
     args = parser.parse_args()
+    SET = args.set
     torch.set_num_threads(args.threads)
     numel = sum(torch.Size(s).numel() for s in shapes())
+    bandwidth = add_bandwidth()
     lines = [
-        "### Optimizer step time (CPU)",
+        f"### Optimizer step time (CPU), {SET} set",
         "",
         f"`{shlex.join(['.venv/bin/python', '-m', 'benchmarks.optim_step', *sys.argv[1:]])}`",
         "",
-        f"{numel / 1e6:.2f}M parameters in {len(shapes())} tensors (transformer-shaped), fixed gradients, "
+        f"{numel / 1e6:.2f}M parameters in {len(shapes())} tensors ({SET}-shaped), fixed gradients, "
         f"{args.steps} steps per timed call; one warm-up call, then 3 passes of {args.repeats // 3} interleaved "
         "repeats, each pass starting the round at a different contender; the median of the passes' medians. "
-        f"Start: {conditions(args.threads)}.",
+        f"In-place bandwidth (x.add_(y), 64 MiB): {bandwidth / 1e9:.1f} GB/s. Start: {conditions(args.threads)}.",
         "",
-        "| optimizer | ravine | ravine, nonfinite='off' | torch foreach | torch for-loop | torch fused "
-        "| ravine ÷ foreach | ravine ÷ for-loop | ravine ÷ fused | 'off' ÷ foreach | ≤ 1.1× foreach | max rel. Δθ |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: |",
+        "| optimizer | ravine | 'off' | compiled | torch foreach | torch for-loop | torch fused "
+        "| ravine ÷ best non-fused | ≤ 1.0× | compiled ÷ fused | bound | ravine % of bound "
+        "| best torch % of bound | max rel. Δθ |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     print("\n".join(lines), flush=True)
     for name in args.only:
-        t, diff = measure(name, args.steps, args.repeats)
-        ravine, off, fused = t["ravine"], t["ravine (nonfinite='off')"], t.get("torch fused")
-
-        def ms(x: float | None) -> str:
-            return "—" if x is None else f"{1e3 * x:.1f} ms"
-
-        def ratio(a: float, b: float | None) -> str:
-            return "—" if b is None else f"{a / b:.2f}×"
-
-        met = "yes" if ravine / t["torch foreach"] <= TARGET else "**no**"
-        row = (
-            f"| {name} | {ms(ravine)} | {ms(off)} | {ms(t['torch foreach'])} "
-            f"| {ms(t['torch for-loop'])} | {ms(fused)} | {ratio(ravine, t['torch foreach'])} "
-            f"| {ratio(ravine, t['torch for-loop'])} | {ratio(ravine, fused)} "
-            f"| {ratio(off, t['torch foreach'])} | {met} | {diff:.1e} |"
-        )
-        lines.append(row)
-        print(row, flush=True)
+        t, diff = measure(name, args.steps, args.repeats, args.compiled)
+        lines.append(_row(name, t, diff, BYTES_PER_PARAM[name] * numel / bandwidth))
+        print(lines[-1], flush=True)
     lines += [
         "",
         f"End: {conditions(args.threads)}. Times are per step. 'ravine' is the preset as shipped: it checks "
-        "all gradients for NaN/Inf before touching anything (one 2-norm pass); 'off' does exactly torch's "
-        "work. torch's default on CPU is the for-loop; fused exists for Adam, Adagrad and SGD only. "
-        "max rel. Δθ: largest |θ_ravine − θ_torch foreach| / max |θ| after the same steps (0: bit-identical).",
+        "all gradients for NaN/Inf before touching anything (one sum per tensor); 'off' does exactly torch's "
+        "work; 'compiled': torch.compile(opt.step) of the preset as shipped (inductor; the guard runs inside "
+        "the graph). Best non-fused: the faster of torch's for-loop (its CPU default) and foreach. Bound: the "
+        "bytes each step must move ÷ the measured add_ bandwidth; % of bound = bound ÷ time. max rel. Δθ: "
+        "largest |θ_ravine − θ_torch foreach| / max |θ| after the same steps (0: bit-identical).",
         "",
     ]
     print(lines[-2])
     emit("\n".join(lines), args.markdown, echo=False)
+
+
+def _row(name: str, t: dict[str, float], diff: float, bound: float) -> str:
+    def ms(x: float | None) -> str:
+        return "—" if x is None else f"{1e3 * x:.1f} ms"
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return "—" if a is None or b is None else f"{a / b:.2f}×"
+
+    ravine, fused, compiled = t["ravine"], t.get("torch fused"), t.get("ravine compiled")
+    off = t["ravine (nonfinite='off')"]
+    torch_paths = [t[k] for k in ("torch for-loop", "torch foreach") if k in t]
+    best = min(torch_paths) if torch_paths else None
+    met = "—" if best is None else ("yes" if ravine / best <= EAGER_TARGET else "**no**")
+    fastest_torch = min([*torch_paths, *([fused] if fused else [])], default=None)
+    return (
+        f"| {name} | {ms(ravine)} | {ms(off)} | {ms(compiled)} "
+        f"| {ms(t.get('torch foreach'))} | {ms(t.get('torch for-loop'))} | {ms(fused)} | {ratio(ravine, best)} "
+        f"| {met} | {ratio(compiled, fused)} | {ms(bound)} | {100 * bound / ravine:.0f}% "
+        f"| {'—' if fastest_torch is None else f'{100 * bound / fastest_torch:.0f}%'} | {diff:.1e} |"
+    )
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def test_effective_lr_of_adam_matches_hand_formula_and_the_step() -> None:
     params, opt = _stepped(lambda p: ro.adam(p, lr=lr))
     p = params[0]
     state = opt.state[p]
-    t = state["step"]
+    t = int(state["step"])
     v_hat = state["exp_avg_sq"] / (1 - beta2**t)
     expected = lr / ((v_hat.sqrt() + eps) * (1 - beta1**t))
     torch.testing.assert_close(opt.effective_lr(p), expected, rtol=1e-12, atol=0)
@@ -315,7 +315,8 @@ def test_chunking_and_slicing_do_not_change_results(name: str) -> None:
         if "chunk_bytes" in options:
             opt.chunk_bytes = options["chunk_bytes"]
         else:
-            opt.foreach = False
+            for group in opt.param_groups:
+                group["foreach"] = False
         for _ in range(4):
             for p in params:
                 p.grad = torch.randn(p.shape, generator=generator)

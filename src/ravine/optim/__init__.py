@@ -45,6 +45,10 @@ Example:
 
 from __future__ import annotations
 
+from ravine.optim._accumulate import MultiSteps
+from ravine.optim._adaptive import Adadelta, Adamax, NAdam
+from ravine.optim._clipping import AdaptiveClip, ClipByGlobalNorm, ClipByValue
+from ravine.optim._masks import weight_decay_groups
 from ravine.optim._optimizer import (
     ChainOptimizer,
     LayerLR,
@@ -54,6 +58,7 @@ from ravine.optim._optimizer import (
 )
 from ravine.optim._preconditioners import AdagradMean, AdagradSum, Adam, RAdam, RMSProp
 from ravine.optim._presets import adagrad, adam, adamw, momentum, radam, rmsprop, sgd
+from ravine.optim._presets_extra import adadelta, adamax, lion, nadam, rprop
 from ravine.optim._schedules import (
     Constant,
     CosineDecay,
@@ -70,6 +75,7 @@ from ravine.optim._schedules import (
     StepDecay,
     TransformerSchedule,
 )
+from ravine.optim._sign import Lion, Rprop
 from ravine.optim._transforms import (
     Chain,
     DecoupledWeightDecay,
@@ -84,14 +90,22 @@ from ravine.optim._transforms import (
 
 PRESETS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "radam")
 """Names of the presets, in the lectures' order."""
+EXTRA_PRESETS = ("nadam", "adamax", "adadelta", "rprop", "lion")
+"""Presets beyond the lectures (torch 2.13's NAdam, Adamax, Adadelta, Rprop; Lion)."""
 
 __all__ = [
+    "EXTRA_PRESETS",
     "PRESETS",
+    "Adadelta",
     "AdagradMean",
     "AdagradSum",
     "Adam",
+    "Adamax",
+    "AdaptiveClip",
     "Chain",
     "ChainOptimizer",
+    "ClipByGlobalNorm",
+    "ClipByValue",
     "Constant",
     "CosineDecay",
     "DecoupledWeightDecay",
@@ -104,12 +118,16 @@ __all__ = [
     "LayerLR",
     "LinearSchedule",
     "LinearWarmup",
+    "Lion",
     "Momentum",
+    "MultiSteps",
+    "NAdam",
     "NonFinitePolicy",
     "Product",
     "RAdam",
     "RMSProp",
     "ResNetWarmup",
+    "Rprop",
     "Schedule",
     "ScheduleFactory",
     "Sequential",
@@ -119,12 +137,18 @@ __all__ = [
     "TransformState",
     "TransformerSchedule",
     "WeightDecay",
+    "adadelta",
     "adagrad",
     "adam",
+    "adamax",
     "adamw",
     "chain",
+    "lion",
     "momentum",
+    "nadam",
     "radam",
     "rmsprop",
+    "rprop",
     "sgd",
+    "weight_decay_groups",
 ]

@@ -15,17 +15,21 @@ fused :meth:`~ravine.optim.Transform.apply` updates state and parameters with ``
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, cast, overload
 
 import torch
 
 from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedError
-from ravine.optim._foreach import all_finite, chunk_plan
+from ravine.optim import _checkpoint
+from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, real_views
+from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
+from ravine.optim._inspect import LayerLR, lr_summary
+from ravine.optim._scalars import Scalar, scalar_dtype
 from ravine.optim._schedules import Schedule
-from ravine.optim._transforms import Transform
+from ravine.optim._transforms import Chain, Transform
 
 __all__ = ["ChainOptimizer", "LayerLR", "NonFinitePolicy", "ScheduleFactory", "TransformFactory"]
 
@@ -34,22 +38,10 @@ TransformFactory: TypeAlias = Callable[[Mapping[str, Any]], Transform]
 ScheduleFactory: TypeAlias = Callable[[Mapping[str, Any]], Schedule | None]
 NonFinitePolicy: TypeAlias = Literal["raise", "skip", "off"]
 
-_RESERVED = frozenset({"params", "lr", "initial_lr", "transform", "schedule"})
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerLR:
-    """Effective learning rate η_t/σ_t of one named parameter, summarised (median is torch's lower median)."""
-
-    name: str
-    shape: tuple[int, ...]
-    numel: int
-    step: int
-    lr_min: float
-    lr_median: float
-    lr_max: float
-    momentum_norm: float | None
-    """‖m_t‖₂ of the momentum buffer, or ``None`` when the rule keeps none."""
+_NOT_RULE = frozenset({"params", "lr", "initial_lr", "param_names", *TORCH_KEYWORDS})
+"""Group keys that do not change the transform or schedule (left out of the plan cache's key)."""
+_PLAN_CACHE = 64
+"""Most (transform, schedule) plans kept: OneCycleLR/CyclicLR edit betas/momentum every step."""
 
 
 class ChainOptimizer(torch.optim.Optimizer):
@@ -93,11 +85,15 @@ class ChainOptimizer(torch.optim.Optimizer):
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
         transform: Transform | TransformFactory,
         *,
-        lr: float = 1e-3,
+        lr: float | torch.Tensor = 1e-3,
         schedule: Schedule | ScheduleFactory | None = None,
         defaults: Mapping[str, Any] | None = None,
         nonfinite: NonFinitePolicy = "raise",
+        maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         chunk_bytes: int | None = 1 << 20,
         name: str = "optimizer",
     ) -> None:
@@ -105,12 +101,19 @@ class ChainOptimizer(torch.optim.Optimizer):
         if nonfinite not in ("raise", "skip", "off"):
             raise ConfigError(f"{name}: nonfinite must be 'raise', 'skip' or 'off', got {nonfinite=!r}")
         self.nonfinite: NonFinitePolicy = nonfinite
-        self.foreach = foreach is not False
         if chunk_bytes is not None and (not isinstance(chunk_bytes, int) or chunk_bytes < 1):
             raise ConfigError(f"{name}: chunk_bytes must be an integer >= 1 or None, got {chunk_bytes=!r}")
         self.chunk_bytes = chunk_bytes
-        self.skipped_steps = 0
-        all_defaults: dict[str, Any] = {"lr": lr, **(defaults or {})}
+        self._skipped = 0
+        self._traced_skips = torch.zeros((), dtype=torch.int64)  # counted inside compiled steps
+        keywords = torch_keywords(
+            maximize=maximize,
+            foreach=foreach,
+            fused=fused,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
+        all_defaults: dict[str, Any] = {"lr": lr, **(defaults or {}), **keywords}
         if isinstance(transform, Transform):
             all_defaults["transform"] = transform
             self._transform_factory: TransformFactory | None = None
@@ -125,8 +128,18 @@ class ChainOptimizer(torch.optim.Optimizer):
             self._schedule_factory = schedule
         else:
             raise ConfigError(f"{name}: schedule must be a Schedule, a factory or None, got {schedule!r}")
-        self._plans: dict[Hashable, tuple[Transform, Schedule | None]] = {}
+        self._plans: OrderedDict[Hashable, tuple[Transform, Schedule | None]] = OrderedDict()
         super().__init__(params, all_defaults)
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped for a NaN/Inf gradient (``nonfinite="skip"``; any policy but "off" when compiled)."""
+        return self._skipped + int(self._traced_skips.item())
+
+    @skipped_steps.setter
+    def skipped_steps(self, value: int) -> None:
+        self._skipped = int(value)
+        self._traced_skips.zero_()
 
     # ----------------------------------------------------------------------------------------- groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -135,31 +148,32 @@ class ChainOptimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         try:
             for p in group["params"]:
-                if not (p.is_floating_point()):
+                if not (p.is_floating_point() or p.is_complex()):
                     raise UnsupportedError(
-                        f"{self._name}: parameters must be real floating point tensors, got dtype={p.dtype}; "
-                        "convert the model with .float() or .double()"
+                        f"{self._name}: parameters must be floating point or complex tensors, got "
+                        f"dtype={p.dtype}; convert the model with .float() or .double()"
                     )
                 if p.is_sparse:
                     raise UnsupportedError(f"{self._name}: sparse parameters are not supported")
-            self._plan(group)
+            self._check_group(group)
         except Exception:
             self.param_groups.pop()
             raise
 
+    def _check_group(self, group: Mapping[str, Any]) -> None:
+        """Everything a group must satisfy before it steps: keywords, hyper-parameters, ε vs dtype."""
+        check_torch_keywords(self._name, group)
+        transform, _ = self._plan(group)
+        parts = transform.transforms if isinstance(transform, Chain) else (transform,)
+        eps = [getattr(part, "eps", None) for part in parts]
+        check_eps_dtype(self._name, [e for e in eps if isinstance(e, float)], group["params"])
+
     def _plan(self, group: Mapping[str, Any]) -> tuple[Transform, Schedule | None]:
-        lr = group["lr"]
-        if isinstance(lr, torch.Tensor):
-            if lr.numel() != 1:
-                raise ConfigError(
-                    f"{self._name}: lr must be a number, got a tensor of shape {tuple(lr.shape)}"
-                )
-            lr = lr.item()
-        if not isinstance(lr, int | float) or isinstance(lr, bool) or not math.isfinite(lr) or lr < 0:
-            raise ConfigError(f"{self._name}: lr must be a finite number >= 0, got lr={lr!r}")
+        if not torch.compiler.is_compiling():
+            self._check_lr(group["lr"])
         key: Hashable
         try:
-            key = tuple(sorted((k, v) for k, v in group.items() if k not in ("params", "lr", "initial_lr")))
+            key = tuple((k, group[k]) for k in sorted(k for k in group if k not in _NOT_RULE))
             hash(key)
         except TypeError:
             key = None
@@ -180,17 +194,48 @@ class ChainOptimizer(torch.optim.Optimizer):
         plan = (transform, schedule)
         if key is not None:
             self._plans[key] = plan
+            while len(self._plans) > _PLAN_CACHE:
+                self._plans.popitem(last=False)
         return plan
 
-    def learning_rate(self, group: Mapping[str, Any], step: int) -> float:
-        """η for the ``step``-th update (from 1) of ``group``: group["lr"] × schedule(step − 1)."""
+    def _check_lr(self, lr: Any) -> None:
+        if isinstance(lr, torch.Tensor):
+            if lr.numel() != 1:
+                raise ConfigError(
+                    f"{self._name}: lr must be a number, got a tensor of shape {tuple(lr.shape)}"
+                )
+            lr = lr.item()
+        if not isinstance(lr, int | float) or isinstance(lr, bool) or not math.isfinite(lr) or lr < 0:
+            raise ConfigError(f"{self._name}: lr must be a finite number >= 0, got lr={lr!r}")
+
+    @overload
+    def learning_rate(self, group: Mapping[str, Any], step: float) -> float: ...
+    @overload
+    def learning_rate(self, group: Mapping[str, Any], step: torch.Tensor) -> torch.Tensor: ...
+    def learning_rate(self, group: Mapping[str, Any], step: Scalar) -> Scalar:
+        """η for the ``step``-th update (from 1) of ``group``: group["lr"] × schedule(step − 1).
+
+        A float for a number ``step``; a 0-d float64 tensor for a tensor ``step`` (the compiled path).
+        """
         _, schedule = self._plan(group)
+        if isinstance(step, torch.Tensor):
+            lr = group["lr"]
+            base = torch.as_tensor(lr, dtype=torch.float64)
+            return base if schedule is None else base * schedule.values((step - 1).to(torch.float64))
         lr = float(group["lr"])
-        return lr if schedule is None else lr * schedule(step - 1)
+        return lr if schedule is None else lr * schedule(int(step) - 1)
 
     # ------------------------------------------------------------------------------------------- step
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """One update of every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        """One update of every parameter that has a gradient; returns ``closure()``'s loss if given.
+
+        Eager: a NaN/Inf gradient raises :class:`NonFiniteError` (``nonfinite="raise"``) or skips the step
+        (``"skip"``) before anything changes. Under ``torch.compile`` the check cannot raise without a
+        host sync (a graph break), so both policies skip the step inside the graph instead: parameters,
+        state and step counts keep their values, and :attr:`skipped_steps` counts it. Step counts are
+        tensors, so steps do not recompile; with a torch LR scheduler pass ``lr=torch.tensor(...)`` (as for
+        torch.optim), or each new learning rate recompiles.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -208,9 +253,12 @@ class ChainOptimizer(torch.optim.Optimizer):
                         )
                 if params:
                     work.append((group, params, grads))
+            if torch.compiler.is_compiling():
+                self._step_traced(work)
+                return loss
             if self.nonfinite != "off" and not all_finite([g for _, _, gs in work for g in gs]):
                 if self.nonfinite == "skip":
-                    self.skipped_steps += 1
+                    self._skipped += 1
                     return loss
                 raise NonFiniteError(
                     f"{self._name}: a gradient contains NaN or Inf; no parameter or state was changed. "
@@ -220,41 +268,85 @@ class ChainOptimizer(torch.optim.Optimizer):
                 self._step_group(group, params, grads)
         return loss
 
-    def _step_group(
-        self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
-    ) -> None:
+    def _ensure_state(self, group: Mapping[str, Any], params: list[torch.Tensor]) -> Transform:
+        """The group's transform, after creating the state of parameters that have none."""
         transform, _ = self._plan(group)
         fresh = [p for p in params if p not in self.state or "step" not in self.state[p]]
         if fresh:
             initial = transform.init(fresh)
             for i, p in enumerate(fresh):
                 entry = self.state[p]
-                entry["step"] = 0
+                entry["step"] = torch.zeros((), dtype=torch.float32)
                 for key, values in initial.items():
                     entry[key] = values[i]
+        return transform
+
+    def _step_group(
+        self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
+    ) -> None:
+        transform = self._ensure_state(group, params)
         keys = transform.state_keys()
         states = [self.state[p] for p in params]
-        for entry in states:
-            entry["step"] += 1
-        first = states[0]["step"]
-        if all(entry["step"] == first for entry in states):
+        steps = [entry["step"] for entry in states]
+        torch._foreach_add_(steps, 1.0)
+        if group.get("maximize"):
+            grads = list(torch._foreach_neg(grads))
+        counts = [int(c) for c in torch.stack(steps).tolist()] if len(steps) > 1 else [int(steps[0].item())]
+        first = counts[0]
+        if all(c == first for c in counts):
             buckets = [(first, params, grads, states)]
         else:
             by_step: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]] = {}
-            for p, g, entry in zip(params, grads, states, strict=True):
-                bucket = by_step.setdefault(entry["step"], ([], [], []))
+            for p, g, entry, c in zip(params, grads, states, counts, strict=True):
+                bucket = by_step.setdefault(c, ([], [], []))
                 bucket[0].append(p)
                 bucket[1].append(g)
                 bucket[2].append(entry)
             buckets = [(s, ps, gs, es) for s, (ps, gs, es) in by_step.items()]
-        for step, ps, gs, es in buckets:
+        foreach = group.get("foreach") is not False
+        for step, whole_ps, whole_gs, whole_es in buckets:
+            ps, gs, es = real_views(whole_ps, whole_gs, whole_es, keys)
             lr = self.learning_rate(group, step)
-            if self.foreach:
-                for chunk_grads, state, chunk_params in chunk_plan(ps, gs, es, keys, self.chunk_bytes):
+            if foreach:
+                for chunk_grads, state, chunk_params in chunk_plan(
+                    ps, gs, es, keys, self.chunk_bytes, scope=transform.scope
+                ):
                     transform.apply(chunk_grads, state, chunk_params, step=step, lr=lr)
             else:
                 for p, g, entry in zip(ps, gs, es, strict=True):
                     transform.apply([g], {key: [entry[key]] for key in keys}, [p], step=step, lr=lr)
+
+    def _step_traced(self, work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]) -> None:
+        """The step under ``torch.compile``: tensor step counts, per-parameter rule, in-graph finite guard."""
+        plans = [(self._ensure_state(group, params), group, params, grads) for group, params, grads in work]
+        guarded = self.nonfinite != "off"
+        touched: list[torch.Tensor] = []
+        saved: list[torch.Tensor] = []
+        if guarded:
+            ok = finite_flag([g for _, _, gs in work for g in gs])
+            for transform, _, params, _ in plans:
+                for p in params:
+                    entry = self.state[p]
+                    touched += [p, entry["step"], *(entry[key] for key in transform.state_keys())]
+            saved = [t.clone() for t in touched]
+        for transform, group, params, grads in plans:
+            keys = transform.state_keys()
+            signed = list(torch._foreach_neg(grads)) if group.get("maximize") else grads
+            entries = [self.state[p] for p in params]
+            torch._foreach_add_([entry["step"] for entry in entries], 1.0)
+            ps, gs, es = real_views(params, signed, entries, keys)
+            # One parameter at a time (their counts may differ), unless the rule needs the whole group
+            # (a global norm), which then runs at the first parameter's count.
+            spans = [(0, len(ps))] if transform.scope == "group" else [(i, i + 1) for i in range(len(ps))]
+            for lo, hi in spans:
+                step = entries[lo]["step"].to(torch.float64)
+                lr = self.learning_rate(group, step)
+                state = {key: [entry[key] for entry in es[lo:hi]] for key in keys}
+                transform.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
+        if guarded:
+            for current, old in zip(touched, saved, strict=True):
+                current.copy_(torch.where(ok, current, old))
+            self._traced_skips.add_((~ok).to(device="cpu", dtype=torch.int64))
 
     # ------------------------------------------------------------------------------------- inspection
     def _locate(self, param: torch.Tensor) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -279,14 +371,39 @@ class ChainOptimizer(torch.optim.Optimizer):
         """
         group, entry = self._locate(param)
         transform, _ = self._plan(group)
+        if not transform.defines_effective_lr:
+            raise UnsupportedError(
+                f"{self._name}: {transform!r} moves each coordinate by a step size times a sign (or by a scale "
+                "its state no longer holds), so η_t/σ_t is not defined for it"
+            )
         step = int(entry["step"])
         lr = self.learning_rate(group, step)
         state = {key: [entry[key]] for key in transform.state_keys()}
         with torch.no_grad():
             sigma = transform.denominator(state, step=step)
             if sigma is None:
-                return torch.full_like(param, lr).detach()
+                return torch.full_like(param, float(lr)).detach()
             return lr / sigma[0]
+
+    def pre_clip_norm(self, group: int = 0) -> float | None:
+        """The gradient norm before clipping at the last step of param group ``group`` (None if the rule has
+        no clipping part or nothing has stepped): the global norm for ``ClipByGlobalNorm``, the norm over all
+        of the group's parameters for ``AdaptiveClip``. One host sync; call it when you log."""
+        keys = [
+            k for k in self._plan(self.param_groups[group])[0].state_keys() if k.endswith("pre_clip_norm")
+        ]
+        entries = [self.state[p] for p in self.param_groups[group]["params"] if p in self.state]
+        values = [entry[keys[0]] for entry in entries if keys and keys[0] in entry]
+        if not values:
+            return None
+        transform = self._plan(self.param_groups[group])[0]
+        if transform.scope == "group":
+            return float(values[0])
+        return float(torch.linalg.vector_norm(torch.stack([v.double() for v in values])))
+
+    def defines_effective_lr(self, group: Mapping[str, Any]) -> bool:
+        """Whether :meth:`effective_lr` is defined for ``group``'s rule (not for sign rules, e.g. Lion)."""
+        return self._plan(group)[0].defines_effective_lr
 
     def momentum_buffer(self, param: torch.Tensor) -> torch.Tensor | None:
         """A copy of the momentum buffer m_t of ``param`` (``exp_avg`` / ``momentum_buffer``), or ``None``."""
@@ -302,45 +419,79 @@ class ChainOptimizer(torch.optim.Optimizer):
         Args:
             named_parameters: e.g. ``model.named_parameters()``, for names; otherwise ``"group0.param3"``.
         """
-        names = {id(p): n for n, p in named_parameters} if named_parameters is not None else {}
-        rows = []
-        for gi, group in enumerate(self.param_groups):
-            for pi, p in enumerate(group["params"]):
-                entry = self.state.get(p)
-                if not entry or entry.get("step", 0) == 0:
-                    continue
-                lr = self.effective_lr(p).flatten().double()
-                buffer = self.momentum_buffer(p)
-                rows.append(
-                    LayerLR(
-                        name=names.get(id(p), f"group{gi}.param{pi}"),
-                        shape=tuple(p.shape),
-                        numel=p.numel(),
-                        step=int(entry["step"]),
-                        lr_min=float(lr.min()) if lr.numel() else math.nan,
-                        lr_median=float(lr.median()) if lr.numel() else math.nan,
-                        lr_max=float(lr.max()) if lr.numel() else math.nan,
-                        momentum_norm=None if buffer is None else float(buffer.double().norm()),
-                    )
-                )
-        return rows
+        return lr_summary(self, named_parameters)
 
     # ------------------------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        """torch's state dict plus ``"ravine": {"skipped_steps": n}``."""
+        """torch's state dict as plain data (transforms and schedules described), plus ``"ravine"``.
+
+        Loads with ``torch.load(..., weights_only=True)``; see :mod:`ravine.optim._checkpoint`.
+        """
         state = super().state_dict()
+        for group in state["param_groups"]:
+            for key in ("transform", "schedule"):
+                if key in group:
+                    group[key] = _checkpoint.describe(group[key])
         state["ravine"] = {"skipped_steps": self.skipped_steps}
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state dict from :meth:`state_dict` (or from a torch optimizer with the same state keys)."""
-        state_dict = dict(state_dict)
-        extra = state_dict.pop("ravine", {})
-        super().load_state_dict(state_dict)
-        self.skipped_steps = int(extra.get("skipped_steps", 0))
+        """Load a state dict of :meth:`state_dict`, or of the matching torch optimizer (mapped exactly).
+
+        Everything is checked before anything changes: the group count and sizes, each group's keys and
+        hyper-parameters (as at construction), and each parameter's state keys, shapes and step count.
+
+        Raises:
+            DataError: the checkpoint does not fit this optimizer (the message names what differs).
+            ConfigError: a hyper-parameter in it is invalid.
+        """
+        where = f"{self._name}.load_state_dict"
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
+            raise DataError(
+                f"{where}: expected a dict with 'state' and 'param_groups', got {type(state_dict)}"
+            )
+        saved = dict(state_dict)
+        extra = saved.pop("ravine", {})
+        if not isinstance(extra, Mapping):
+            raise DataError(f"{where}: the 'ravine' entry must be a dict, got {extra!r}")
+        groups, states = saved["param_groups"], saved["state"]
+        if len(groups) != len(self.param_groups):
+            raise DataError(
+                f"{where}: the checkpoint has {len(groups)} param groups, this optimizer {len(self.param_groups)}"
+            )
+        new_groups: list[dict[str, Any]] = []
+        new_state: dict[Any, Any] = {}
+        for gi, (ours, theirs) in enumerate(zip(self.param_groups, groups, strict=True)):
+            new_groups.append(
+                _checkpoint.loaded_group(
+                    gi, ours, theirs, self.defaults, check=self._check_group, where=where
+                )
+            )
+            transform, schedule = self._plan({**new_groups[-1], "params": ours["params"]})
+            for pi, (pid, param) in enumerate(zip(theirs["params"], ours["params"], strict=True)):
+                entry = states.get(pid)
+                if entry is None:
+                    continue
+                if not isinstance(entry, Mapping):
+                    raise DataError(
+                        f"{where}: group {gi}, parameter {pi}: state must be a dict, got {entry!r}"
+                    )
+                checked = _checkpoint.check_loaded_state(
+                    entry,
+                    param,
+                    transform.state_keys(),
+                    where=f"{where}: group {gi}, parameter {pi} (shape {tuple(param.shape)})",
+                    has_schedule=schedule is not None,
+                )
+                if checked:
+                    new_state[pid] = checked
+        super().load_state_dict({"state": new_state, "param_groups": new_groups})
         for entry in self.state.values():
-            if isinstance(entry.get("step"), torch.Tensor):
-                entry["step"] = int(entry["step"].item())
+            if "step" in entry:  # torch moves tensors to the parameter's device; counts stay on the CPU
+                entry["step"] = _checkpoint.normalize_step(entry["step"], where)
+            if "mu_product" in entry:  # torch keeps NAdam's μ product in its scalar dtype
+                entry["mu_product"] = entry["mu_product"].to(scalar_dtype())
+        self.skipped_steps = int(extra.get("skipped_steps", 0))
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}[{self._name}] ("]

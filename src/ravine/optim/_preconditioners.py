@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 
 from ravine._validate import check_nonnegative, check_positive, check_unit_interval
+from ravine.optim._scalars import Scalar, add_scaled_, addcdiv_scaled_, pick, sqrt
 from ravine.optim._transforms import Transform, TransformState
 
 __all__ = ["AdagradMean", "AdagradSum", "Adam", "RAdam", "RMSProp"]
@@ -56,7 +57,7 @@ class AdagradSum(Transform):
         value = self.initial_accumulator_value
         return {"sum": [torch.full_like(p, value, memory_format=torch.preserve_format) for p in params]}
 
-    def _std(self, state: TransformState, step: int) -> list[torch.Tensor]:
+    def _std(self, state: TransformState, step: Scalar) -> list[torch.Tensor]:
         del step
         std = list(torch._foreach_sqrt(state["sum"]))
         torch._foreach_add_(std, self.eps)
@@ -66,7 +67,7 @@ class AdagradSum(Transform):
         torch._foreach_addcmul_(state["sum"], updates, updates, value=1.0)
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params
         self._accumulate(updates, state)
@@ -78,13 +79,13 @@ class AdagradSum(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         self._accumulate(updates, state)
-        torch._foreach_addcdiv_(params, updates, self._std(state, step), value=-lr)
+        addcdiv_scaled_(params, updates, self._std(state, step), -lr)
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         return self._std(state, step)
 
 
@@ -113,9 +114,9 @@ class AdagradMean(AdagradSum):
     def __init__(self, *, eps: float = 1e-10) -> None:
         super().__init__(eps=eps)
 
-    def _std(self, state: TransformState, step: int) -> list[torch.Tensor]:
+    def _std(self, state: TransformState, step: Scalar) -> list[torch.Tensor]:
         std = list(torch._foreach_sqrt(state["sum"]))
-        torch._foreach_mul_(std, 1.0 / math.sqrt(step))
+        torch._foreach_mul_(std, 1.0 / sqrt(step))
         torch._foreach_add_(std, self.eps)
         return std
 
@@ -164,7 +165,7 @@ class RMSProp(Transform):
             torch._foreach_lerp_(state["grad_avg"], updates, 1.0 - self.alpha)
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params, step
         self._accumulate(updates, state)
@@ -176,14 +177,14 @@ class RMSProp(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         del step
         self._accumulate(updates, state)
-        torch._foreach_addcdiv_(params, updates, self._std(state), value=-lr)
+        addcdiv_scaled_(params, updates, self._std(state), -lr)
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         del step
         return self._std(state)
 
@@ -223,16 +224,16 @@ class Adam(Transform):
         if self.amsgrad:
             torch._foreach_maximum_(state["max_exp_avg_sq"], exp_avg_sq)
 
-    def _root(self, state: TransformState, step: int) -> list[torch.Tensor]:
+    def _root(self, state: TransformState, step: Scalar) -> list[torch.Tensor]:
         """sqrt(v̂_t) + ε (new tensors)."""
         second = state["max_exp_avg_sq"] if self.amsgrad else state["exp_avg_sq"]
         root = list(torch._foreach_sqrt(second))
-        torch._foreach_div_(root, math.sqrt(1.0 - self.beta2**step))
+        torch._foreach_div_(root, sqrt(1.0 - self.beta2**step))
         torch._foreach_add_(root, self.eps)
         return root
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params
         self._accumulate(updates, state)
@@ -246,14 +247,14 @@ class Adam(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         self._accumulate(updates, state)
         root = self._root(state, step)
-        torch._foreach_addcdiv_(params, state["exp_avg"], root, value=-lr / (1.0 - self.beta1**step))
+        addcdiv_scaled_(params, state["exp_avg"], root, -lr / (1.0 - self.beta1**step))
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         root = self._root(state, step)
         torch._foreach_mul_(root, 1.0 - self.beta1**step)
         return root
@@ -281,11 +282,14 @@ class RAdam(Transform):
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         return {"exp_avg": _zeros(params), "exp_avg_sq": _zeros(params)}
 
-    def rectification(self, step: int) -> float:
-        """r_t, or 0.0 while ρ_t ≤ 5 (no adaptive step yet)."""
+    def rectification(self, step: Scalar) -> Scalar:
+        """r_t, or 0.0 while ρ_t ≤ 5 (no adaptive step yet); a tensor for a tensor ``step``."""
         beta2 = self.beta2
         rho_inf = 2.0 / (1.0 - beta2) - 1.0
         rho_t = rho_inf - 2.0 * step * beta2**step / (1.0 - beta2**step)
+        if isinstance(rho_t, torch.Tensor):
+            ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            return torch.where(rho_t > 5.0, ratio.clamp_min(0.0).sqrt(), 0.0)
         if rho_t <= 5.0:
             return 0.0
         return math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
@@ -301,20 +305,29 @@ class RAdam(Transform):
         torch._foreach_add_(root, self.eps)
         return root
 
-    def _scale(self, step: int) -> tuple[float, float]:
+    def _scale(self, step: Scalar) -> tuple[Scalar, Scalar]:
         """(factor on m/(sqrt(v)+ε), or 0; factor on m when unrectified, or 0)."""
         bias_correction1 = 1.0 - self.beta1**step
         rect = self.rectification(step)
+        if isinstance(rect, torch.Tensor):
+            rectified = rect > 0
+            adaptive = sqrt(1.0 - self.beta2**step) * rect / bias_correction1
+            return adaptive, pick(rectified, 0.0, 1.0 / bias_correction1)
         if rect > 0:
             return math.sqrt(1.0 - self.beta2**step) * rect / bias_correction1, 0.0
         return 0.0, 1.0 / bias_correction1
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params
         self._accumulate(updates, state)
         adaptive, plain = self._scale(step)
+        if isinstance(adaptive, torch.Tensor):  # compiled: both terms, one of them zero
+            direction = list(torch._foreach_div(state["exp_avg"], self._root(state)))
+            torch._foreach_mul_(direction, adaptive)
+            add_scaled_(direction, state["exp_avg"], plain)
+            return direction
         if adaptive == 0.0:
             return list(torch._foreach_mul(state["exp_avg"], plain))
         direction = list(torch._foreach_div(state["exp_avg"], self._root(state)))
@@ -327,20 +340,23 @@ class RAdam(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         self._accumulate(updates, state)
         adaptive, plain = self._scale(step)
-        if adaptive == 0.0:
-            torch._foreach_add_(params, state["exp_avg"], alpha=-lr * plain)
+        if isinstance(adaptive, torch.Tensor):  # compiled: both terms, one of them zero
+            addcdiv_scaled_(params, state["exp_avg"], self._root(state), -lr * adaptive)
+            add_scaled_(params, state["exp_avg"], -lr * plain)
+        elif adaptive == 0.0:
+            torch._foreach_add_(params, state["exp_avg"], alpha=float(-lr * plain))
         else:
-            torch._foreach_addcdiv_(params, state["exp_avg"], self._root(state), value=-lr * adaptive)
+            torch._foreach_addcdiv_(params, state["exp_avg"], self._root(state), value=float(-lr * adaptive))
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         adaptive, plain = self._scale(step)
         if adaptive == 0.0:
-            return [torch.full_like(m, 1.0 / plain) for m in state["exp_avg"]]
+            return [torch.ones_like(m) / plain for m in state["exp_avg"]]
         root = self._root(state)
         torch._foreach_div_(root, adaptive)
         return root

@@ -113,15 +113,12 @@ def _rmsprop_transform(group: Mapping[str, Any]) -> Transform:
 
 
 def _adam_transform(group: Mapping[str, Any]) -> Transform:
+    """Adam, or AdamW with ``decoupled_weight_decay=True`` (torch 2.13's Adam keyword; AdamW's default)."""
     beta1, beta2 = _betas("adam", group["betas"])
     core = Adam(beta1, beta2, eps=group["eps"], amsgrad=group["amsgrad"])
+    if group.get("decoupled_weight_decay"):
+        return chain(core, DecoupledWeightDecay(group["weight_decay"]))
     return chain(*_coupled(group, "adam"), core)
-
-
-def _adamw_transform(group: Mapping[str, Any]) -> Transform:
-    beta1, beta2 = _betas("adamw", group["betas"])
-    core = Adam(beta1, beta2, eps=group["eps"], amsgrad=group["amsgrad"])
-    return chain(core, DecoupledWeightDecay(group["weight_decay"]))
 
 
 def _radam_transform(group: Mapping[str, Any]) -> Transform:
@@ -134,7 +131,7 @@ def _radam_transform(group: Mapping[str, Any]) -> Transform:
 
 def sgd(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     momentum: float = 0.0,
     dampening: float = 0.0,
     weight_decay: float = 0.0,
@@ -142,7 +139,11 @@ def sgd(  # noqa: PLR0917 (torch.optim's positional signature)
     *,
     schedule: Schedule | None = None,
     nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
 ) -> ChainOptimizer:
     r"""torch.optim.SGD: b_t = μb_{t−1} + (1−τ)(g + λθ), b_1 = g_1 + λθ; θ ← θ − η·b_t.
 
@@ -161,14 +162,18 @@ def sgd(  # noqa: PLR0917 (torch.optim's positional signature)
         schedule=schedule,
         defaults=defaults,
         nonfinite=nonfinite,
+        maximize=maximize,
         foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        differentiable=differentiable,
         name="sgd",
     )
 
 
 def momentum(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     momentum: float = 0.9,
     dampening: float = 0.0,
     weight_decay: float = 0.0,
@@ -176,7 +181,11 @@ def momentum(  # noqa: PLR0917 (torch.optim's positional signature)
     *,
     schedule: Schedule | None = None,
     nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
 ) -> ChainOptimizer:
     """SGD with heavy-ball momentum μ = 0.9 by default (torch.optim.SGD(momentum=0.9))."""
     return sgd(
@@ -188,13 +197,17 @@ def momentum(  # noqa: PLR0917 (torch.optim's positional signature)
         nesterov,
         schedule=schedule,
         nonfinite=nonfinite,
+        maximize=maximize,
         foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        differentiable=differentiable,
     )
 
 
 def adagrad(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-2,
+    lr: float | torch.Tensor = 1e-2,
     lr_decay: float = 0.0,
     weight_decay: float = 0.0,
     initial_accumulator_value: float = 0.0,
@@ -202,7 +215,11 @@ def adagrad(  # noqa: PLR0917 (torch.optim's positional signature)
     *,
     mean: bool = False,
     nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
 ) -> ChainOptimizer:
     r"""torch.optim.Adagrad: s_t = s_{t−1} + g², θ ← θ − η/(1 + (t−1)·lr_decay) · g/(sqrt(s_t) + ε).
 
@@ -222,14 +239,18 @@ def adagrad(  # noqa: PLR0917 (torch.optim's positional signature)
         schedule=_adagrad_schedule,
         defaults=defaults,
         nonfinite=nonfinite,
+        maximize=maximize,
         foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        differentiable=differentiable,
         name="adagrad",
     )
 
 
 def rmsprop(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-2,
+    lr: float | torch.Tensor = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -238,7 +259,11 @@ def rmsprop(  # noqa: PLR0917 (torch.optim's positional signature)
     *,
     schedule: Schedule | None = None,
     nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
 ) -> ChainOptimizer:
     r"""torch.optim.RMSprop: v_t = αv + (1−α)g², θ ← θ − η·g/(sqrt(v_t) + ε); with momentum b = μb + g/σ."""
     defaults = {
@@ -255,25 +280,40 @@ def rmsprop(  # noqa: PLR0917 (torch.optim's positional signature)
         schedule=schedule,
         defaults=defaults,
         nonfinite=nonfinite,
+        maximize=maximize,
         foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        differentiable=differentiable,
         name="rmsprop",
     )
 
 
 def adam(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     amsgrad: bool = False,
     *,
+    decoupled_weight_decay: bool = False,
     schedule: Schedule | None = None,
     nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
 ) -> ChainOptimizer:
     r"""torch.optim.Adam (coupled L2 weight decay): θ ← θ − η·m̂_t/(sqrt(v̂_t) + ε)."""
-    defaults = {"betas": betas, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad}
+    defaults = {
+        "betas": betas,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "amsgrad": amsgrad,
+        "decoupled_weight_decay": decoupled_weight_decay,
+    }
     return ChainOptimizer(
         params,
         _adam_transform,
@@ -281,14 +321,18 @@ def adam(  # noqa: PLR0917 (torch.optim's positional signature)
         schedule=schedule,
         defaults=defaults,
         nonfinite=nonfinite,
+        maximize=maximize,
         foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        differentiable=differentiable,
         name="adam",
     )
 
 
 def adamw(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
@@ -296,25 +340,39 @@ def adamw(  # noqa: PLR0917 (torch.optim's positional signature)
     *,
     schedule: Schedule | None = None,
     nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
 ) -> ChainOptimizer:
     r"""torch.optim.AdamW: θ ← (1 − ηλ)θ − η·m̂_t/(sqrt(v̂_t) + ε)."""
-    defaults = {"betas": betas, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad}
+    defaults = {
+        "betas": betas,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "amsgrad": amsgrad,
+        "decoupled_weight_decay": True,
+    }
     return ChainOptimizer(
         params,
-        _adamw_transform,
+        _adam_transform,
         lr=lr,
         schedule=schedule,
         defaults=defaults,
         nonfinite=nonfinite,
+        maximize=maximize,
         foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        differentiable=differentiable,
         name="adamw",
     )
 
 
 def radam(  # noqa: PLR0917 (torch.optim's positional signature)
     params: Params,
-    lr: float = 1e-3,
+    lr: float | torch.Tensor = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -322,7 +380,11 @@ def radam(  # noqa: PLR0917 (torch.optim's positional signature)
     *,
     schedule: Schedule | None = None,
     nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
 ) -> ChainOptimizer:
     r"""torch.optim.RAdam: Adam's moments with variance rectification once ρ_t > 5 (step 6 at β₂ = 0.999)."""
     defaults = {
@@ -338,6 +400,10 @@ def radam(  # noqa: PLR0917 (torch.optim's positional signature)
         schedule=schedule,
         defaults=defaults,
         nonfinite=nonfinite,
+        maximize=maximize,
         foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        differentiable=differentiable,
         name="radam",
     )

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import torch
 
 from ravine._validate import check_closed_unit_interval, check_nonnegative, check_unit_interval
+from ravine.errors import ConfigError
+from ravine.optim._scalars import Scalar, add_scaled_, pick
 
 __all__ = [
     "Chain",
@@ -52,6 +54,12 @@ class Transform(abc.ABC):
 
     reads_params: bool = False
     """Whether :meth:`update` reads the parameter values (weight decay does)."""
+    defines_effective_lr: bool = True
+    """Whether η_t/σ_t means something for this rule (not for sign rules such as Lion and Rprop)."""
+    scope: str = "element"
+    """What :meth:`update` must see at once: ``"element"`` (elementwise: any flat slice will do),
+    ``"tensor"`` (whole parameters, e.g. per-row norms) or ``"group"`` (all of a group's parameters, e.g. a
+    global norm). The optimizer cuts its work into cache-sized chunks only as far as this allows."""
 
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         """Fresh state for ``params``: key → one tensor per parameter. Stateless transforms return ``{}``."""
@@ -60,11 +68,11 @@ class Transform(abc.ABC):
 
     @abc.abstractmethod
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         """Transform the incoming direction ``updates`` (step counts from 1); see the module contract."""
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         """σ_t per element if this transform divides by one, else ``None`` (new tensors, made on demand)."""
         del state, step
         return None
@@ -84,12 +92,12 @@ class Transform(abc.ABC):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         """Update ``state`` and set θ ← θ − lr·d in place (the optimizer's hot path)."""
         direction = self.update(updates, state, params, step=step)
-        torch._foreach_add_(params, direction, alpha=-lr)
+        add_scaled_(params, direction, -lr)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -106,10 +114,45 @@ class Identity(Transform):
     """d = g (plain gradient descent). Returns the input list itself."""
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del state, params, step
         return updates
+
+
+_MASKS = ("matrices",)
+
+
+def _check_mask(owner: str, mask: str | None) -> str | None:
+    if mask is not None and mask not in _MASKS:
+        raise ConfigError(
+            f"{owner}: mask must be None or 'matrices' (decay only tensors of 2+ dimensions), got {mask=!r}; "
+            "to choose by name, build param groups with ravine.optim.weight_decay_groups"
+        )
+    return mask
+
+
+def _decays(param: torch.Tensor, mask: str | None) -> bool:
+    return mask is None or param.ndim >= 2
+
+
+def _decayed(
+    updates: list[torch.Tensor], params: list[torch.Tensor], weight_decay: float, mask: str | None
+) -> list[torch.Tensor]:
+    """d + λθ for the parameters the mask selects (new tensors), the others' d unchanged."""
+    if weight_decay == 0:
+        return updates
+    if mask is None:
+        return list(torch._foreach_add(updates, params, alpha=weight_decay))
+    chosen = [i for i, p in enumerate(params) if _decays(p, mask)]
+    out = list(updates)
+    if chosen:
+        decayed = torch._foreach_add(
+            [updates[i] for i in chosen], [params[i] for i in chosen], alpha=weight_decay
+        )
+        for i, d in zip(chosen, decayed, strict=True):
+            out[i] = d
+    return out
 
 
 class WeightDecay(Transform):
@@ -117,20 +160,23 @@ class WeightDecay(Transform):
 
     Args:
         weight_decay: λ ≥ 0.
+        mask: ``None`` decays every parameter; ``"matrices"`` only those with two or more dimensions (no
+            decay on biases and norm weights, inside one group). By name: :func:`weight_decay_groups`.
     """
 
     reads_params = True
 
-    def __init__(self, weight_decay: float) -> None:
+    def __init__(self, weight_decay: float, *, mask: str | None = None) -> None:
         self.weight_decay = check_nonnegative("WeightDecay", "weight_decay", weight_decay)
+        self.mask = _check_mask("WeightDecay", mask)
+        if mask is not None:
+            self.scope = "tensor"  # the mask reads each parameter's shape: never cut into flat slices
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del state, step
-        if self.weight_decay == 0:
-            return updates
-        return list(torch._foreach_add(updates, params, alpha=self.weight_decay))
+        return _decayed(updates, params, self.weight_decay, self.mask)
 
 
 class DecoupledWeightDecay(Transform):
@@ -141,25 +187,29 @@ class DecoupledWeightDecay(Transform):
 
     Args:
         weight_decay: λ ≥ 0.
+        mask: as :class:`WeightDecay`'s.
     """
 
     reads_params = True
 
-    def __init__(self, weight_decay: float) -> None:
+    def __init__(self, weight_decay: float, *, mask: str | None = None) -> None:
         self.weight_decay = check_nonnegative("DecoupledWeightDecay", "weight_decay", weight_decay)
+        self.mask = _check_mask("DecoupledWeightDecay", mask)
+        if mask is not None:
+            self.scope = "tensor"
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del state, step
-        if self.weight_decay == 0:
-            return updates
-        return list(torch._foreach_add(updates, params, alpha=self.weight_decay))
+        return _decayed(updates, params, self.weight_decay, self.mask)
 
-    def shrink(self, params: list[torch.Tensor], *, lr: float) -> None:
-        """θ ← (1 − lr·λ)·θ in place."""
+    def shrink(self, params: list[torch.Tensor], *, lr: Scalar) -> None:
+        """θ ← (1 − lr·λ)·θ in place (only the masked-in parameters)."""
         if self.weight_decay != 0:
-            torch._foreach_mul_(params, 1.0 - lr * self.weight_decay)
+            chosen = [p for p in params if _decays(p, self.mask)]
+            if chosen:
+                torch._foreach_mul_(chosen, 1.0 - lr * self.weight_decay)
 
     def apply(
         self,
@@ -167,12 +217,12 @@ class DecoupledWeightDecay(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         del state, step
         self.shrink(params, lr=lr)
-        torch._foreach_add_(params, updates, alpha=-lr)
+        add_scaled_(params, updates, -lr)
 
 
 class Momentum(Transform):
@@ -191,8 +241,6 @@ class Momentum(Transform):
         self.momentum = check_nonnegative("momentum", "momentum", momentum)
         self.dampening = check_closed_unit_interval("momentum", "dampening", dampening)
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
-            from ravine.errors import ConfigError
-
             raise ConfigError(
                 "momentum: nesterov=True needs momentum > 0 and dampening = 0, "
                 f"got momentum={momentum!r}, dampening={dampening!r}"
@@ -203,11 +251,16 @@ class Momentum(Transform):
         return {"momentum_buffer": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params
         buffers = state["momentum_buffer"]
-        if step == 1:
+        if isinstance(step, torch.Tensor):  # compiled: b_1 = g is b = 0·b + 1·g at t = 1
+            first = step == 1
+            torch._foreach_mul_(buffers, pick(first, 0.0, self.momentum))
+            scaled = torch._foreach_mul(updates, pick(first, 1.0, 1.0 - self.dampening))
+            torch._foreach_add_(buffers, scaled)
+        elif step == 1:
             torch._foreach_copy_(buffers, updates)
         else:
             torch._foreach_mul_(buffers, self.momentum)
@@ -240,7 +293,7 @@ class EmaMomentum(Transform):
         return {"exp_avg": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params
         exp_avg = state["exp_avg"]
@@ -249,10 +302,10 @@ class EmaMomentum(Transform):
             return list(torch._foreach_div(exp_avg, 1.0 - self.beta**step))
         return exp_avg
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         if not self.bias_correction:
             return None
-        return [torch.full_like(m, 1.0 - self.beta**step) for m in state["exp_avg"]]
+        return [torch.ones_like(m) * (1.0 - self.beta**step) for m in state["exp_avg"]]
 
     def momentum_buffer(self, state: TransformState) -> list[torch.Tensor] | None:
         return state["exp_avg"]
@@ -276,6 +329,9 @@ class Chain(Transform):
             for i, part in enumerate(self.transforms)
         )
         self.reads_params = any(part.reads_params for part in self.transforms)
+        self.defines_effective_lr = all(part.defines_effective_lr for part in self.transforms)
+        scopes = {part.scope for part in self.transforms}
+        self.scope = next((s for s in ("group", "tensor") if s in scopes), "element")
 
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         state: TransformState = {}
@@ -293,14 +349,14 @@ class Chain(Transform):
         updates: list[torch.Tensor],
         state: TransformState,
         params: list[torch.Tensor],
-        step: int,
+        step: Scalar,
     ) -> list[torch.Tensor]:
         for i in range(upto):
             updates = self.transforms[i].update(updates, self._sub(i, state), params, step=step)
         return updates
 
     def update(
-        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: int
+        self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         return self._run(len(self.transforms), updates, state, params, step)
 
@@ -310,12 +366,12 @@ class Chain(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         *,
-        step: int,
-        lr: float,
+        step: Scalar,
+        lr: Scalar,
     ) -> None:
         parts = self.transforms
         if not parts:
-            torch._foreach_add_(params, updates, alpha=-lr)
+            add_scaled_(params, updates, -lr)
             return
         last = len(parts) - 1
         if last >= 1 and isinstance(parts[last], DecoupledWeightDecay) and not parts[last - 1].reads_params:
@@ -329,7 +385,7 @@ class Chain(Transform):
         direction = self._run(last, updates, state, params, step)
         parts[last].apply(direction, self._sub(last, state), params, step=step, lr=lr)
 
-    def denominator(self, state: TransformState, *, step: int) -> list[torch.Tensor] | None:
+    def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         result: list[torch.Tensor] | None = None
         for i, part in enumerate(self.transforms):
             sigma = part.denominator(self._sub(i, state), step=step)
@@ -371,8 +427,6 @@ def chain(*transforms: Transform) -> Transform:
     for part in transforms:
         candidate: object = part
         if not isinstance(candidate, Transform):
-            from ravine.errors import ConfigError
-
             raise ConfigError(f"chain: every part must be a Transform, got {candidate!r}")
         if isinstance(part, Chain):
             flat.extend(part.transforms)
