@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import tempfile
+from pathlib import Path
 
 from ravine.errors import ConfigError
 
@@ -50,3 +52,31 @@ def check_all_positive(owner: str, **values: float) -> None:
     """Every keyword's value must be a finite number > 0; the first that is not is named."""
     for name, value in values.items():
         check_positive(owner, name, value)
+
+
+def check_output_dir(owner: str, path: object) -> Path:
+    """``path`` must be a folder ravine can write into (created, with its parents, if missing).
+
+    Called before any work, so that a bad ``--out`` fails at once rather than after minutes of computing.
+
+    Example:
+        >>> import tempfile
+        >>> folder = check_output_dir("tour", Path(tempfile.mkdtemp()) / "out")
+        >>> folder.is_dir()
+        True
+    """
+    folder = Path(str(path)).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            f"{owner}: --out {folder} is a file, not a folder; pass a folder (it is created if missing)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(
+            f"{owner}: cannot write into --out {folder} ({reason}); pass a folder you can write to"
+        ) from None
+    return folder

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from ravine import ConfigError, cli
+from ravine.claims import Claim
 from ravine.experiments import (
     REGISTRY,
-    ClaimCheck,
     adaptive,
     batch,
     landscape,
@@ -24,10 +24,11 @@ from ravine.experiments import (
 )
 from ravine.experiments import run as run_experiment
 from ravine.experiments._training import evaluate, loss_below, mlp, train
+from ravine.report.experiments import FIGURES
 
 
 def _figure_has_axes(name: str, result: object) -> None:
-    figure = REGISTRY[name].figure(result)
+    figure = FIGURES[name](result)
     assert figure.axes
 
 
@@ -184,7 +185,7 @@ def test_every_experiment_result_satisfies_the_protocol(name: str) -> None:
     assert isinstance(result.claim, str) and result.claim
     assert isinstance(result.claims, list) and result.claims
     for check in result.claims:
-        assert isinstance(check, ClaimCheck)
+        assert isinstance(check, Claim)
         assert check.statement and isinstance(check.holds, bool)
         assert any(ch.isdigit() for ch in check.evidence), check  # the evidence gives numbers
         assert check.text.startswith(check.statement)
@@ -219,7 +220,7 @@ def test_cli_runs_an_experiment_and_writes_figure_and_numbers(
     assert status == 0
     numbers = json.loads((tmp_path / "landscape.json").read_text())
     assert numbers["config"]["steps"] == 30 and "holds" in numbers
-    assert [set(check) for check in numbers["claims"]] == [{"statement", "holds", "evidence"}] * 2
+    assert [set(check) for check in numbers["claims"]] == [{"statement", "holds", "evidence", "subject"}] * 2
     # Every checked part of the claim is printed with its verdict and its numbers.
     printed = " ".join(capsys.readouterr().out.split())
     for check in numbers["claims"]:

@@ -4,14 +4,18 @@ needs; the ``tour`` fixture is the one full-length run of every story (as ``ravi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from ravine.optim import AdagradMean, InverseSqrtDecay
-from ravine.report.surfaces import LabTour, lab_tour
+from ravine.report.surfaces import story_figures
 from ravine.surfaces import LabConfig, LogCoshRavine, Ravine, run_lab
 from ravine.surfaces.stories import (
+    STORIES,
+    Story,
     burst_count,
     momentum_story,
     saddle_story,
@@ -100,28 +104,40 @@ def test_momentum_rolls_through_the_dip() -> None:
     assert m["gd.x"] == pytest.approx(m["local.x"], abs=1e-6)
     assert m["heavy.x"] == pytest.approx(m["global.x"], abs=1e-6)
     assert m["nesterov.x"] == pytest.approx(m["global.x"], abs=1e-6)
-    assert all(f.holds for f in story.findings)
+    assert all(f.holds for f in story.claims)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One story at the lecture's settings and its figures (file stem → (figure, caption))."""
+
+    story: Story
+    figures: dict[str, tuple[Figure, str]]
 
 
 @pytest.fixture(scope="module")
-def tour() -> dict[str, LabTour]:
+def tour() -> dict[str, Drawn]:
     """Every story at the lecture's settings with its figures, once: what ``ravine tour`` embeds."""
-    return {item.story.name: item for item in lab_tour()}
+    drawn = {}
+    for name, run_story in STORIES.items():
+        story = run_story()
+        drawn[name] = Drawn(story, story_figures(story))
+    return drawn
 
 
-def test_lab_tour_runs_every_story_with_figures(tour: dict[str, LabTour]) -> None:
+def test_lab_tour_runs_every_story_with_figures(tour: dict[str, Drawn]) -> None:
     assert list(tour) == ["ravine", "crescent", "saddle", "momentum"]
     ravine = tour["ravine"].figures
     assert {"ravine-paths", "ravine-curves", "ravine-sigma", "logcosh-paths", "logcosh-curves"} <= set(ravine)
     assert "logcosh-sigma" not in ravine  # plain GD only: nothing divides by σ
     assert {"saddle-paths", "saddle-escape-paths"} <= set(tour["saddle"].figures)
     for item in tour.values():
-        assert all(f.holds for f in item.story.findings), [f for f in item.story.findings if not f.holds]
+        assert all(f.holds for f in item.story.claims), [f for f in item.story.claims if not f.holds]
         for figure, caption in item.figures.values():
             assert figure.axes and caption.startswith(item.story.title)
 
 
-def test_full_ravine_story(tour: dict[str, LabTour]) -> None:
+def test_full_ravine_story(tour: dict[str, Drawn]) -> None:
     """Claims 1-4 at the lecture's length (100,000 updates), on the bowl (q.*) and its log-cosh twin (c.*)."""
     m = tour["ravine"].story.metrics
     # 1. GD 1e-2 bounces: the loss stops falling at 576 while ‖g‖ stays at 480; v flips sign every step.
@@ -145,7 +161,7 @@ def test_full_ravine_story(tour: dict[str, LabTour]) -> None:
     assert m["c.gd7.v_mid"] < 1e-6 < m["c.gd7.v0"]
 
 
-def test_crescent_rmsprop_adapts_faster_than_adagrad(tour: dict[str, LabTour]) -> None:
+def test_crescent_rmsprop_adapts_faster_than_adagrad(tour: dict[str, Drawn]) -> None:
     """Claim 5: at the same η, RMSProp gets (and stays) below loss 1e-2 far sooner than mean-Adagrad."""
     m = tour["crescent"].story.metrics
     assert m["rmsprop.0.003.steps"] == 967

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from ravine import ConfigError, cli
+from ravine.claims import Claim
+from ravine.progress import Progress
 from ravine.report import new_figure
 from ravine.report.tour import summary_rows, write_tour
-from ravine.tour import CHAPTERS, Chapter, Claim, Progress, TourResult, chapter_names, run_tour
+from ravine.tour import CHAPTERS, Chapter, TourResult, chapter_names, run_tour
 from ravine.tour._parts import torch_parity
 
 
@@ -47,7 +49,10 @@ def _hand_made_result() -> TourResult:
         title="A <chapter>",
         text="First paragraph.\n\nSecond paragraph.",
         table=[["a", "b"], [1, 2.5]],
-        claims=[Claim("loss falls", "from 1 to 0", True), Claim("gradient small", "‖g‖ = 3", False)],
+        claims=[
+            Claim(statement="loss falls", holds=True, evidence="from 1 to 0"),
+            Claim(statement="gradient small", holds=False, evidence="‖g‖ = 3"),
+        ],
         figures=[("lab-demo", figure, "a line")],
         notes=["a caveat"],
         seconds=1.5,
@@ -73,12 +78,12 @@ def test_write_tour_embeds_figures_escapes_text_and_writes_pngs(tmp_path: Path) 
 
 
 def test_run_tour_reports_progress_and_times_each_chapter() -> None:
-    seen: dict[str, list[tuple[int, int]]] = {}
+    seen: dict[str, list[tuple[float, float]]] = {}
 
     def on_chapter(name: str) -> Progress:
         seen[name] = []
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: float, total: float, _stage: str = "", /) -> None:
             seen[name].append((done, total))
 
         return progress

@@ -2,10 +2,11 @@
 
 Every experiment has a config dataclass with ``quick()`` (seconds, used by ``ravine tour``) and ``full()``
 (minutes) presets, a ``run(config, progress=None)`` that never prints, and a result carrying ``claim`` (the
-lecture's claim), ``claims`` (each part checked: :class:`ClaimCheck` with the numbers), ``holds`` (all of
-them), ``notes`` (caveats) and ``table()``. Figures live in :mod:`ravine.report.experiments`.
+lecture's claim), ``claims`` (each part checked: :class:`Claim` with the numbers), ``holds`` (all of
+them), ``notes`` (caveats) and ``table()``. Nothing here draws: the figures live in
+:mod:`ravine.report.experiments` (``FIGURES`` maps each name to its figure function).
 :data:`REGISTRY` maps each CLI name to an :class:`Experiment`; :func:`run` runs one by name and returns an
-:class:`ExperimentRun` with ``.figures()``, ``.table()``, ``.claims``, ``.notes`` and ``.seconds``.
+:class:`ExperimentRun` with ``.table()``, ``.claims``, ``.notes`` and ``.seconds``.
 
 - ``minimum-ratio`` — training loss vs minimum ratio at near-critical points of many tiny nets.
 - ``batch`` — small vs large batch on MNIST-1D: accuracy, sharpness, Keskar's interpolation.
@@ -28,17 +29,14 @@ from typing import Any
 
 from ravine.errors import ConfigError
 from ravine.experiments import adaptive, batch, landscape, minimum_ratio, momentum, warmup
-from ravine.experiments._base import ClaimCheck, Experiment, ExperimentResult, ExperimentRun
-from ravine.experiments._training import ProgressFn
-from ravine.report import experiments as _figures
+from ravine.experiments._base import Experiment, ExperimentResult, ExperimentRun
+from ravine.progress import Progress
 
 __all__ = [
     "REGISTRY",
-    "ClaimCheck",
     "Experiment",
     "ExperimentResult",
     "ExperimentRun",
-    "ProgressFn",
     "adaptive",
     "batch",
     "landscape",
@@ -67,7 +65,6 @@ REGISTRY: dict[str, Experiment] = {
         ),
         config_type=minimum_ratio.MinimumRatioConfig,
         run=minimum_ratio.run,
-        figure=_figures.minimum_ratio_figure,
     ),
     "batch": Experiment(
         name="batch",
@@ -86,7 +83,6 @@ REGISTRY: dict[str, Experiment] = {
         ),
         config_type=batch.BatchConfig,
         run=batch.run,
-        figure=_figures.batch_figure,
     ),
     "momentum": Experiment(
         name="momentum",
@@ -101,7 +97,6 @@ REGISTRY: dict[str, Experiment] = {
         ),
         config_type=momentum.MomentumConfig,
         run=momentum.run,
-        figure=_figures.momentum_figure,
     ),
     "adaptive": Experiment(
         name="adaptive",
@@ -118,7 +113,6 @@ REGISTRY: dict[str, Experiment] = {
         ),
         config_type=adaptive.AdaptiveConfig,
         run=adaptive.run,
-        figure=_figures.adaptive_figure,
     ),
     "warmup": Experiment(
         name="warmup",
@@ -134,7 +128,6 @@ REGISTRY: dict[str, Experiment] = {
         ),
         config_type=warmup.WarmupConfig,
         run=warmup.run,
-        figure=_figures.warmup_figure,
     ),
     "landscape": Experiment(
         name="landscape",
@@ -151,14 +144,13 @@ REGISTRY: dict[str, Experiment] = {
         ),
         config_type=landscape.LandscapeConfig,
         run=landscape.run,
-        figure=_figures.landscape_figure,
     ),
 }
 """Experiment name (as on the CLI) → :class:`Experiment`."""
 
 
 def run(
-    name: str, *, quick: bool = True, progress: ProgressFn | None = None, **overrides: Any
+    name: str, *, quick: bool = True, progress: Progress | None = None, **overrides: Any
 ) -> ExperimentRun:
     """Run the registered experiment ``name`` in its quick (default) or full setting, seeded.
 
@@ -169,7 +161,7 @@ def run(
         **overrides: Config fields to change (``None`` values are ignored).
 
     Returns:
-        The run: ``.claims`` (each with ``.holds`` and ``.text``), ``.table()``, ``.figures()``, ``.notes``.
+        The run: ``.claims`` (each with ``.holds`` and ``.text``), ``.table()``, ``.notes``.
 
     Raises:
         ConfigError: If ``name`` is not registered or an override names no config field.

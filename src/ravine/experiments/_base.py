@@ -6,34 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ravine.claims import Claim
 from ravine.errors import ConfigError
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from ravine.progress import Progress
 
-    from ravine.experiments._training import ProgressFn
-
-__all__ = ["ClaimCheck", "Experiment", "ExperimentResult", "ExperimentRun", "pick_config"]
-
-
-@dataclass(frozen=True)
-class ClaimCheck:
-    """One of the lecture's claims, checked against this run's numbers.
-
-    Attributes:
-        statement: The claim, one sentence.
-        holds: Whether the numbers support it.
-        evidence: The numbers the verdict rests on.
-    """
-
-    statement: str
-    holds: bool
-    evidence: str
-
-    @property
-    def text(self) -> str:
-        """``statement — held: evidence`` or ``statement — did not hold: evidence``."""
-        return f"{self.statement} — {'held' if self.holds else 'did not hold'}: {self.evidence}"
+__all__ = ["Experiment", "ExperimentResult", "ExperimentRun", "pick_config"]
 
 
 class ExperimentResult(Protocol):
@@ -48,7 +27,7 @@ class ExperimentResult(Protocol):
 
     claim: str
     holds: bool
-    claims: list[ClaimCheck]
+    claims: list[Claim]
     notes: list[str]
 
     def table(self) -> list[list[object]]:
@@ -66,7 +45,6 @@ class Experiment:
         explanation: One paragraph tying the experiment to the lecture.
         config_type: The experiment's config dataclass (``quick()`` and ``full()`` give the two presets).
         run: ``run(config, progress=...)`` → result (an :class:`ExperimentResult`).
-        figure: ``figure(result)`` → a matplotlib figure.
     """
 
     name: str
@@ -74,18 +52,17 @@ class Experiment:
     explanation: str
     config_type: type[Any]
     run: Callable[..., Any]
-    figure: Callable[[Any], Figure]
 
     def config(self, mode: str = "quick", **overrides: Any) -> Any:
         """The ``quick`` or ``full`` preset with ``overrides`` applied (``None`` values are ignored)."""
         return pick_config(self.config_type, mode, overrides)
 
-    def __call__(self, mode: str = "quick", *, progress: ProgressFn | None = None, **overrides: Any) -> Any:
+    def __call__(self, mode: str = "quick", *, progress: Progress | None = None, **overrides: Any) -> Any:
         """Run the experiment in ``mode`` with ``overrides``; returns its result."""
         return self.run(self.config(mode, **overrides), progress=progress)
 
     def execute(
-        self, mode: str = "quick", *, progress: ProgressFn | None = None, **overrides: Any
+        self, mode: str = "quick", *, progress: Progress | None = None, **overrides: Any
     ) -> ExperimentRun:
         """Like calling the entry, but timed and wrapped in an :class:`ExperimentRun`."""
         import time
@@ -98,7 +75,7 @@ class Experiment:
 
 @dataclass(frozen=True)
 class ExperimentRun:
-    """One finished run of a registered experiment: its result with the figures, table and claims.
+    """One finished run of a registered experiment: its result with the table and claims.
 
     Attributes:
         experiment: The registry entry that was run.
@@ -120,7 +97,7 @@ class ExperimentRun:
         return self.experiment.name
 
     @property
-    def claims(self) -> list[ClaimCheck]:
+    def claims(self) -> list[Claim]:
         """Every claim with its verdict and evidence."""
         return list(self.result.claims)
 
@@ -137,11 +114,6 @@ class ExperimentRun:
     def table(self) -> list[list[object]]:
         """The numbers as rows, the first row being the header."""
         return [list(row) for row in self.result.table()]
-
-    def figures(self) -> list[tuple[str, Figure, str]]:
-        """``(file stem, figure, caption)`` for every figure of the run (drawn now, by ravine.report)."""
-        stem = f"experiment-{self.name}"
-        return [(stem, self.experiment.figure(self.result), self.experiment.title)]
 
 
 def pick_config(config_type: type[Any], mode: str, overrides: dict[str, Any]) -> Any:

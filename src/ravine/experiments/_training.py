@@ -15,9 +15,9 @@ from torch import nn
 
 from ravine._threads import single_threaded
 from ravine.errors import ConfigError, NonFiniteError
+from ravine.progress import Progress
 
 __all__ = [
-    "ProgressFn",
     "TrainLog",
     "accuracy",
     "batches",
@@ -26,19 +26,10 @@ __all__ = [
     "loss_at",
     "loss_below",
     "mlp",
-    "no_progress",
     "set_flat_params",
     "single_threaded",
     "train",
 ]
-
-ProgressFn = Callable[[str, float], None]
-"""``progress(stage, fraction_done)``: called by every experiment as it runs; the CLI draws a bar from it."""
-
-
-def no_progress(stage: str, fraction: float) -> None:
-    """A :data:`ProgressFn` that does nothing."""
-
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
@@ -157,7 +148,7 @@ def train(
     snapshot_every: int = 0,
     on_step: Callable[[int, float], None] | None = None,
     after_backward: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
     stop_on_nonfinite: bool = True,
     stop_when: Callable[[int], bool] | None = None,
 ) -> TrainLog:
@@ -170,6 +161,7 @@ def train(
         on_step: Called as ``on_step(step, loss)`` after every update.
         after_backward: Called as ``after_backward(step, loss, batch_indices)`` between ``backward()`` and
             ``optimizer.step()`` (where a diagnostics monitor reads the gradient).
+        progress: Called as ``progress(updates_done, steps)`` about 50 times over the run.
         stop_on_nonfinite: Stop (and mark the log ``diverged``) when the loss becomes NaN or infinite;
             otherwise raise :class:`NonFiniteError`.
         stop_when: Called as ``stop_when(updates_done)`` after every update; training ends early when it
@@ -206,7 +198,7 @@ def train(
             log.snapshots.append(flat_params(model))
             log.snapshot_steps.append(step + 1)
         if progress is not None and (step + 1) % report_every == 0:
-            progress((step + 1) / steps)
+            progress(step + 1, steps)
         if stop_when is not None and stop_when(step + 1):
             break
     return log

@@ -19,17 +19,18 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ravine._validate import check_all_positive
+from ravine.claims import Claim
 from ravine.data import Dataset, digits, mnist1d
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, format_rows
-from ravine.experiments._training import ProgressFn, evaluate, mlp, no_progress, single_threaded, train
+from ravine.experiments._base import format_rows
+from ravine.experiments._training import evaluate, mlp, single_threaded, train
+from ravine.progress import Progress, part, silent
 
 __all__ = ["AdaptiveConfig", "AdaptiveResult", "run"]
 
@@ -117,7 +118,7 @@ class AdaptiveResult:
     search: list[tuple[str, float, float]]
     claim: str = CLAIM
     holds: bool = False
-    claims: list[ClaimCheck] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> list[list[object]]:
@@ -167,7 +168,7 @@ def _make(name: str, params: list[nn.Parameter], lr: float) -> torch.optim.Optim
 
 
 @single_threaded
-def run(config: AdaptiveConfig | None = None, *, progress: ProgressFn | None = None) -> AdaptiveResult:
+def run(config: AdaptiveConfig | None = None, *, progress: Progress | None = None) -> AdaptiveResult:
     """Train the eight runs and collect losses, accuracies and verdicts.
 
     Raises:
@@ -177,7 +178,7 @@ def run(config: AdaptiveConfig | None = None, *, progress: ProgressFn | None = N
     from ravine.optim import CosineDecay
 
     config = config or AdaptiveConfig.quick()
-    report = progress or no_progress
+    report = progress or silent
     check_all_positive(
         "adaptive", steps=config.steps, batch_size=config.batch_size, checkpoints=config.checkpoints
     )
@@ -220,7 +221,7 @@ def run(config: AdaptiveConfig | None = None, *, progress: ProgressFn | None = N
                 score = score if math.isfinite(score) else float("inf")
                 search.append((name, lr, score))
                 scores.append((score, lr))
-                report("learning-rate search", 0.4 * (i * len(factors) + j + 1) / count)
+                report(0.4 * (i * len(factors) + j + 1) / count, 1.0, "learning-rate search")
             rates[name] = min(scores)[1]
     base = 0.4 if factors else 0.0
     for k, label in enumerate(labels):
@@ -267,8 +268,8 @@ def run(config: AdaptiveConfig | None = None, *, progress: ProgressFn | None = N
             seed=config.seed + 1,
             lr_at=lr_at,
             after_backward=watch,
-            progress=_run_progress(
-                report, label, base + (1 - base) * k / len(labels), (1 - base) / len(labels)
+            progress=part(
+                report, start=base + (1 - base) * k / len(labels), width=(1 - base) / len(labels), stage=label
             ),
         )
         losses[label] = log.losses
@@ -329,21 +330,12 @@ def run(config: AdaptiveConfig | None = None, *, progress: ProgressFn | None = N
 _TITLES = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSProp", "adam": "Adam"}
 
 
-def _beats_sgd(name: str, final: dict[str, float], rates: dict[str, float]) -> ClaimCheck:
+def _beats_sgd(name: str, final: dict[str, float], rates: dict[str, float]) -> Claim:
     """The check that optimizer ``name`` (constant rate) ends below SGD's full-batch training loss."""
     title = _TITLES[name]
-    return ClaimCheck(
+    return Claim(
         f"{title} reaches a lower training loss than plain SGD with the same budget (each at its best rate).",
         final[name] < final["sgd"],
         f"final training loss: {title} (lr {rates[name]:g}) {final[name]:.4f}, "
         f"SGD (lr {rates['sgd']:g}) {final['sgd']:.4f}",
     )
-
-
-def _run_progress(report: ProgressFn, label: str, start: float, width: float) -> Callable[[float], None]:
-    """The progress callback of one run that fills ``[start, start + width]`` of the whole bar."""
-
-    def progress(fraction: float) -> None:
-        report(label, start + width * fraction)
-
-    return progress

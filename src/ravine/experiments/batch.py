@@ -19,27 +19,26 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from ravine._validate import check_all_positive
+from ravine.claims import Claim
 from ravine.data import mnist1d
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, format_rows
+from ravine.experiments._base import format_rows
 from ravine.experiments._training import (
-    ProgressFn,
     evaluate,
     flat_params,
     loss_below,
     mlp,
-    no_progress,
     set_flat_params,
     single_threaded,
     train,
 )
+from ravine.progress import Progress, part, silent
 
 __all__ = ["BatchConfig", "BatchResult", "BatchRun", "run"]
 
@@ -133,7 +132,7 @@ class BatchResult:
     sharpness_holds: bool
     claim: str = CLAIM
     holds: bool = False
-    claims: list[ClaimCheck] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -179,13 +178,6 @@ class BatchResult:
         return format_rows(rows)
 
 
-def _share(report: ProgressFn, stage: str, start: float, width: float) -> Callable[[float], None]:
-    def update(fraction: float) -> None:
-        report(stage, start + width * fraction)
-
-    return update
-
-
 def _sharpness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[float, bool]:
     """λ_max of the cross-entropy on ``(x, y)`` (Lanczos, 1e-3 relative residual) and whether it converged."""
     from ravine.curvature import HessianOperator, lanczos
@@ -196,7 +188,7 @@ def _sharpness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) ->
 
 
 @single_threaded
-def run(config: BatchConfig | None = None, *, progress: ProgressFn | None = None) -> BatchResult:
+def run(config: BatchConfig | None = None, *, progress: Progress | None = None) -> BatchResult:
     """Train every (batch size, learning rate, seed), measure accuracy and sharpness, interpolate.
 
     Raises:
@@ -205,7 +197,7 @@ def run(config: BatchConfig | None = None, *, progress: ProgressFn | None = None
     from ravine.optim import momentum
 
     config = config or BatchConfig.quick()
-    report = progress or no_progress
+    report = progress or silent
     check_all_positive("batch", epochs=config.epochs, num_samples=config.num_samples, seeds=config.seeds)
     if len(config.batch_sizes) < 2 or not config.learning_rates or any(b < 1 for b in config.batch_sizes):
         raise ConfigError(f"batch: need two or more positive batch sizes and a learning rate, got {config}")
@@ -238,7 +230,9 @@ def run(config: BatchConfig | None = None, *, progress: ProgressFn | None = None
                     steps=config.epochs * (n // size),
                     batch_size=size,
                     seed=seed + 1,
-                    progress=_share(report, f"batch {size}, lr {lr:g}", index / total, 0.9 / total),
+                    progress=part(
+                        report, start=index / total, width=0.9 / total, stage=f"batch {size}, lr {lr:g}"
+                    ),
                     stop_when=loss_below(model, x, y, config.target_loss, every=n // size),
                 )
                 train_loss, train_acc = evaluate(model, x, y)
@@ -263,7 +257,7 @@ def run(config: BatchConfig | None = None, *, progress: ProgressFn | None = None
                 )
                 vectors[size, lr, seed] = flat_params(model)
                 index += 1
-                report(f"batch {size}, lr {lr:g}", 0.9 * index / total)
+                report(0.9 * index / total, 1.0, f"batch {size}, lr {lr:g}")
         _choose(runs, size, config)
 
     result = BatchResult(config, runs, [], [], [], [], [], False, False)
@@ -278,7 +272,7 @@ def run(config: BatchConfig | None = None, *, progress: ProgressFn | None = None
         result.line_train_accuracy.append(tra)
         result.line_test_loss.append(tel)
         result.line_test_accuracy.append(tea)
-    report("interpolation", 1.0)
+    report(1.0, 1.0, "interpolation")
     result.claims = _checks(result, sizes[0], sizes[-1], small_lr)
     result.accuracy_holds, result.sharpness_holds = result.claims[0].holds, result.claims[1].holds
     result.holds = all(check.holds for check in result.claims)
@@ -314,26 +308,26 @@ def _describe(r: BatchRun) -> str:
     )
 
 
-def _checks(result: BatchResult, small_size: int, large_size: int, small_lr: float) -> list[ClaimCheck]:
+def _checks(result: BatchResult, small_size: int, large_size: int, small_lr: float) -> list[Claim]:
     """The claim's three parts: tuned accuracy, tuned sharpness, and both accuracies at a shared rate."""
     small, large = result.chosen[0], result.chosen[-1]
     seeds = f" (mean of {result.config.seeds} seeds)" if result.config.seeds > 1 else ""
     shared_small, shared_large = result.mean(small_size, small_lr), result.mean(large_size, small_lr)
     return [
-        ClaimCheck(
+        Claim(
             "With the same epochs and each batch size at its tuned learning rate, small batches give better "
             "validation accuracy than large ones.",
             small.test_accuracy > large.test_accuracy,
             f"{_describe(small)}; {_describe(large)}{seeds}",
         ),
-        ClaimCheck(
+        Claim(
             "Large batches land in sharper minima (larger λ_max of the training loss).",
             large.sharpness > small.sharpness,
             f"λ_max {small.sharpness:.3g} for batch {small.batch_size} (lr {small.lr:g}) vs {large.sharpness:.3g} "
             f"for batch {large.batch_size} (lr {large.lr:g}), at train loss {small.train_loss:.3f} vs "
             f"{large.train_loss:.3f}{seeds}",
         ),
-        ClaimCheck(
+        Claim(
             "At the same learning rate and epochs, the large batch is worse on validation and on training "
             "data too (an optimisation effect, not overfitting).",
             shared_large.test_accuracy < shared_small.test_accuracy

@@ -23,20 +23,20 @@ from dataclasses import dataclass, field
 import torch
 
 from ravine._validate import check_all_positive
+from ravine.claims import Claim
 from ravine.data import digits, mnist1d
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, format_rows
+from ravine.experiments._base import format_rows
 from ravine.experiments._training import (
-    ProgressFn,
     evaluate,
     flat_params,
     loss_at,
     mlp,
-    no_progress,
     set_flat_params,
     single_threaded,
     train,
 )
+from ravine.progress import Progress, part, silent
 
 __all__ = ["LandscapeConfig", "LandscapeResult", "filter_normalized_direction", "run"]
 
@@ -112,7 +112,7 @@ class LandscapeResult:
     trajectory_loss: list[float]
     claim: str = CLAIM
     holds: bool = False
-    claims: list[ClaimCheck] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> list[list[object]]:
@@ -165,14 +165,14 @@ def _load(name: str, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 @single_threaded
-def run(config: LandscapeConfig | None = None, *, progress: ProgressFn | None = None) -> LandscapeResult:
+def run(config: LandscapeConfig | None = None, *, progress: Progress | None = None) -> LandscapeResult:
     """Train the net, then evaluate the training loss on the line and on the two planes.
 
     Raises:
         ConfigError: If a setting is out of range.
     """
     config = config or LandscapeConfig.quick()
-    report = progress or no_progress
+    report = progress or silent
     check_all_positive("landscape", steps=config.steps, lr=config.lr, span=config.span)
     if config.grid < 3 or config.line_points < 5 or config.snapshot_every < 1:
         raise ConfigError(f"landscape: need grid >= 3, line_points >= 5, snapshot_every >= 1; got {config}")
@@ -188,7 +188,7 @@ def run(config: LandscapeConfig | None = None, *, progress: ProgressFn | None = 
         batch_size=config.batch_size,
         seed=config.seed,
         snapshot_every=config.snapshot_every,
-        progress=lambda f: report("training", 0.5 * f),
+        progress=part(report, start=0.0, width=0.5, stage="training"),
     )
     solution = flat_params(model)
     start = log.snapshots[0]
@@ -206,7 +206,7 @@ def run(config: LandscapeConfig | None = None, *, progress: ProgressFn | None = 
     for value in inside:
         barrier = max(barrier, value - running_min)
         running_min = min(running_min, value)
-    report("line", 0.55)
+    report(0.55, 1.0, "line")
 
     # 2-D filter-normalised random slice centred on the solution.
     generator = torch.Generator().manual_seed(config.seed + 1)
@@ -217,7 +217,7 @@ def run(config: LandscapeConfig | None = None, *, progress: ProgressFn | None = 
     filter_loss = []
     for i, b in enumerate(axis.tolist()):
         filter_loss.append([loss_at(model, solution + a * d1 + b * d2, x, y) for a in axis.tolist()])
-        report("filter-normalised slice", 0.55 + 0.2 * (i + 1) / config.grid)
+        report(0.55 + 0.2 * (i + 1) / config.grid, 1.0, "filter-normalised slice")
     centre = loss_at(model, solution, x, y)
     values = torch.tensor(filter_loss)
     filter_rank = float((values < centre - 1e-9).float().mean())
@@ -235,7 +235,7 @@ def run(config: LandscapeConfig | None = None, *, progress: ProgressFn | None = 
     pca_loss = []
     for j, b in enumerate(ys.tolist()):
         pca_loss.append([loss_at(model, solution + a * u1 + b * u2, x, y) for a in xs.tolist()])
-        report("trajectory plane", 0.75 + 0.25 * (j + 1) / config.grid)
+        report(0.75 + 0.25 * (j + 1) / config.grid, 1.0, "trajectory plane")
     trajectory_loss = [loss_at(model, snapshot, x, y) for snapshot in log.snapshots]
     set_flat_params(model, solution)
 
@@ -243,13 +243,13 @@ def run(config: LandscapeConfig | None = None, *, progress: ProgressFn | None = 
     drop = at_init - at_solution
     below = int((values < centre - 1e-9).sum())
     claims = [
-        ClaimCheck(
+        Claim(
             "Along the straight line from initialisation to solution the training loss falls without a barrier.",
             drop > 0 and barrier <= 0.02 * drop,
             f"loss {at_init:.4g} at initialisation → {at_solution:.4g} at the solution; largest rise along the "
             f"way {barrier:.3g} (allowed: 2% of the drop, {0.02 * max(drop, 0.0):.3g})",
         ),
-        ClaimCheck(
+        Claim(
             "The solution sits at the bottom of a basin of the filter-normalised random 2-D slice.",
             filter_rank <= 0.05,
             f"{below} of {values.numel()} slice points ({filter_rank:.1%}) lie below the solution's loss "

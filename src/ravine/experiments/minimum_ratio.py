@@ -25,9 +25,11 @@ import torch
 from torch import nn
 
 from ravine._validate import check_all_positive
+from ravine.claims import Claim
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, format_rows
-from ravine.experiments._training import ProgressFn, no_progress, single_threaded
+from ravine.experiments._base import format_rows
+from ravine.experiments._training import single_threaded
+from ravine.progress import Progress, silent
 
 __all__ = ["MinimumRatioConfig", "MinimumRatioResult", "NetPoint", "run", "target_function"]
 
@@ -106,7 +108,7 @@ class MinimumRatioResult:
     critical_share: float
     claim: str = CLAIM
     holds: bool = False
-    claims: list[ClaimCheck] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> list[list[object]]:
@@ -187,9 +189,7 @@ def _grad_norms(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
 
 
 @single_threaded
-def run(
-    config: MinimumRatioConfig | None = None, *, progress: ProgressFn | None = None
-) -> MinimumRatioResult:
+def run(config: MinimumRatioConfig | None = None, *, progress: Progress | None = None) -> MinimumRatioResult:
     """Train the nets, descend ‖∇L‖², classify every end point.
 
     Raises:
@@ -199,7 +199,7 @@ def run(
     from ravine.optim import adam
 
     config = config or MinimumRatioConfig.quick()
-    report = progress or no_progress
+    report = progress or silent
     check_all_positive(
         "minimum_ratio", nets=config.nets, hidden=config.hidden, lr=config.lr, grad_lr=config.grad_lr
     )
@@ -215,7 +215,7 @@ def run(
         torch.autograd.backward(_losses(params, x, y).sum())
         optimizer.step()
         if (step + 1) % 50 == 0:
-            report("training", 0.8 * (step + 1) / max(total, 1))
+            report(0.8 * (step + 1) / max(total, 1), 1.0, "training")
     before = _grad_norms(params, x, y, graph=False).sqrt().tolist()
     optimizer = adam(params, lr=config.grad_lr)
     for step in range(config.grad_steps):
@@ -223,7 +223,7 @@ def run(
         torch.autograd.backward(_grad_norms(params, x, y, graph=True).sum())
         optimizer.step()
         if (step + 1) % 50 == 0:
-            report("minimising ‖∇L‖²", 0.8 * (config.train_steps + step + 1) / max(total, 1))
+            report(0.8 * (config.train_steps + step + 1) / max(total, 1), 1.0, "minimising ‖∇L‖²")
 
     points: list[NetPoint] = []
     for i in range(config.nets):
@@ -249,7 +249,7 @@ def run(
                 minimum_ratio_coarse=coarse.minimum_ratio,
             )
         )
-        report("Hessian spectra", 0.8 + 0.2 * (i + 1) / config.nets)
+        report(0.8 + 0.2 * (i + 1) / config.nets, 1.0, "Hessian spectra")
 
     n = len(points)
     num_params = sum(p[0].numel() for p in params)
@@ -295,6 +295,6 @@ def run(
         minimum_like,
         critical,
         holds=holds,
-        claims=[ClaimCheck(CLAIM, holds, evidence)],
+        claims=[Claim(CLAIM, holds, evidence)],
         notes=notes,
     )

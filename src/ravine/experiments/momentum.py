@@ -18,15 +18,16 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from ravine._validate import check_all_positive
+from ravine.claims import Claim
 from ravine.data import digits
-from ravine.experiments._base import ClaimCheck, format_rows
-from ravine.experiments._training import ProgressFn, evaluate, mlp, no_progress, single_threaded, train
+from ravine.experiments._base import format_rows
+from ravine.experiments._training import evaluate, mlp, single_threaded, train
+from ravine.progress import Progress, part, silent
 
 __all__ = ["MomentumConfig", "MomentumResult", "run"]
 
@@ -87,7 +88,7 @@ class MomentumResult:
     net_test_accuracy: dict[str, float]
     claim: str = CLAIM
     holds: bool = False
-    claims: list[ClaimCheck] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> list[list[object]]:
@@ -104,15 +105,6 @@ class MomentumResult:
         return format_rows(rows)
 
 
-def _share(report: ProgressFn, stage: str, start: float, width: float) -> Callable[[float], None]:
-    """A per-run progress callback mapping the run's fraction onto [start, start + width] of the whole."""
-
-    def update(fraction: float) -> None:
-        report(stage, start + width * fraction)
-
-    return update
-
-
 def _first_below(values: list[float], threshold: float) -> int | None:
     for index, value in enumerate(values):
         if value <= threshold:
@@ -121,7 +113,7 @@ def _first_below(values: list[float], threshold: float) -> int | None:
 
 
 @single_threaded
-def run(config: MomentumConfig | None = None, *, progress: ProgressFn | None = None) -> MomentumResult:
+def run(config: MomentumConfig | None = None, *, progress: Progress | None = None) -> MomentumResult:
     """Run GD and momentum on the surface and on the net.
 
     Raises:
@@ -131,7 +123,7 @@ def run(config: MomentumConfig | None = None, *, progress: ProgressFn | None = N
     from ravine.surfaces import LabConfig, get_surface, run_lab
 
     config = config or MomentumConfig.quick()
-    report = progress or no_progress
+    report = progress or silent
     check_all_positive(
         "momentum",
         surface_lr=config.surface_lr,
@@ -152,7 +144,7 @@ def run(config: MomentumConfig | None = None, *, progress: ProgressFn | None = N
         steps=config.surface_steps,
         record_every=max(1, config.surface_steps // 400),
     )
-    report("surface", 0.1)
+    report(0.1, 1.0, "surface")
     global_min = surface.global_minima[0].point
     path = {label: [(float(p[0]), float(p[1])) for p in lab.theta[:, i]] for i, label in enumerate(labels)}
     final = {
@@ -185,7 +177,7 @@ def run(config: MomentumConfig | None = None, *, progress: ProgressFn | None = N
             data.y_train,
             steps=config.net_steps,
             batch_size=len(data.y_train),
-            progress=_share(report, "digits MLP", 0.1 + 0.9 * k / len(runs), 0.9 / len(runs)),
+            progress=part(report, start=0.1 + 0.9 * k / len(runs), width=0.9 / len(runs), stage="digits MLP"),
         )
         net_loss[label] = log.losses
         reached[label] = _first_below(log.losses, config.threshold)
@@ -197,13 +189,13 @@ def run(config: MomentumConfig | None = None, *, progress: ProgressFn | None = N
     holds = escapes and faster
     big = next(iter(label for label in runs if label.startswith("GD at")))
     claims = [
-        ClaimCheck(
+        Claim(
             "Momentum rolls through the local dip where gradient descent stops.",
             escapes,
             f"GD ended at ({final['GD'][0]:.3f}, {final['GD'][1]:.3f}), momentum at "
             f"({final['momentum'][0]:.3f}, {final['momentum'][1]:.3f}); global minimum {tuple(global_min)}",
         ),
-        ClaimCheck(
+        Claim(
             "On a real net momentum reaches a given training loss in fewer updates than GD at the same rate.",
             faster,
             f"updates to training loss {config.threshold:g}: GD {gd or 'never'}, momentum {mom or 'never'}, "

@@ -25,10 +25,12 @@ import torch
 from torch import nn
 
 from ravine._validate import check_all_positive
+from ravine.claims import Claim
 from ravine.errors import ConfigError
-from ravine.experiments._base import ClaimCheck, format_rows
-from ravine.experiments._training import ProgressFn, no_progress, single_threaded
+from ravine.experiments._base import format_rows
+from ravine.experiments._training import single_threaded
 from ravine.experiments._transformer import TinyTransformer, adaptive_lr_variance, make_batch
+from ravine.progress import Progress, part, silent
 
 __all__ = [
     "TinyTransformer",
@@ -146,7 +148,7 @@ class WarmupResult:
     rectified_from: int = 0
     claim: str = CLAIM
     holds: bool = False
-    claims: list[ClaimCheck] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> list[list[object]]:
@@ -183,7 +185,7 @@ def _optimizer(variant: str, model: nn.Module, config: WarmupConfig) -> torch.op
     return radam(model.parameters(), lr=config.lr, betas=betas, schedule=no_warmup)
 
 
-def _one_run(variant: str, seed: int, config: WarmupConfig, report: ProgressFn) -> WarmupRun:
+def _one_run(variant: str, seed: int, config: WarmupConfig, report: Progress) -> WarmupRun:
     from ravine.optim import ChainOptimizer
 
     model = TinyTransformer(
@@ -207,7 +209,7 @@ def _one_run(variant: str, seed: int, config: WarmupConfig, report: ProgressFn) 
         if isinstance(optimizer, ChainOptimizer):
             lrs.append(optimizer.learning_rate(optimizer.param_groups[0], step + 1))
         if (step + 1) % max(1, config.steps // 20) == 0:
-            report(variant, (step + 1) / config.steps)
+            report(step + 1, config.steps, variant)
     test_x, test_y = make_batch(
         config.task, 1000, config.length, config.vocab, torch.Generator().manual_seed(7)
     )
@@ -229,7 +231,7 @@ def _spikes(losses: list[float], window: int = 10) -> int:
 
 
 @single_threaded
-def run(config: WarmupConfig | None = None, *, progress: ProgressFn | None = None) -> WarmupResult:
+def run(config: WarmupConfig | None = None, *, progress: Progress | None = None) -> WarmupResult:
     """Train the tiny Transformer with the three optimizers on ``config.seeds`` seeds each.
 
     Raises:
@@ -238,7 +240,7 @@ def run(config: WarmupConfig | None = None, *, progress: ProgressFn | None = Non
     from ravine.optim import RAdam
 
     config = config or WarmupConfig.quick()
-    report = progress or no_progress
+    report = progress or silent
     check_all_positive(
         "warmup",
         lr=config.lr,
@@ -259,11 +261,8 @@ def run(config: WarmupConfig | None = None, *, progress: ProgressFn | None = Non
     runs: list[WarmupRun] = []
     total = len(VARIANTS) * config.seeds + 1
     for index, (variant, offset) in enumerate((v, s) for v in VARIANTS for s in range(config.seeds)):
-
-        def scaled(stage: str, fraction: float, base: int = index) -> None:
-            report(stage, (base + fraction) / total)
-
-        runs.append(_one_run(variant, config.seed + offset, config, scaled))
+        share = part(report, start=index / total, width=1 / total)
+        runs.append(_one_run(variant, config.seed + offset, config, share))
     variance = adaptive_lr_variance(
         TinyTransformer(
             config.vocab, config.length, config.d_model, config.heads, config.layers, seed=config.seed
@@ -273,7 +272,7 @@ def run(config: WarmupConfig | None = None, *, progress: ProgressFn | None = Non
         steps=config.early_steps,
         streams=config.streams,
     )
-    report("variance of the adaptive learning rate", 1.0)
+    report(1.0, 1.0, "variance of the adaptive learning rate")
     rectifier = RAdam(0.9, config.beta2)
     onset = next(t for t in range(1, 10_000) if rectifier.rectification(t) > 0)
 
@@ -311,7 +310,7 @@ def _per_seed(result: WarmupResult, variant: str, chance: float) -> str:
     )
 
 
-def _checks(result: WarmupResult, chance: float) -> list[ClaimCheck]:
+def _checks(result: WarmupResult, chance: float) -> list[Claim]:
     """Plain Adam fails on every seed, each fix trains on every seed (final loss below half of chance), the
     early variance of the adaptive rate at least halves."""
     config, final, half = result.config, result.final_loss, 0.5 * chance
@@ -325,24 +324,24 @@ def _checks(result: WarmupResult, chance: float) -> list[ClaimCheck]:
         ]
 
     return [
-        ClaimCheck(
+        Claim(
             "At a high learning rate, Adam without warmup trains badly (its loss stays near chance or "
             "diverges).",
             all(loss >= half for loss in finals("adam")),
             f"{_per_seed(result, 'adam', chance)}; {rate}",
         ),
-        ClaimCheck(
+        Claim(
             "The Transformer warmup schedule fixes it at the same peak rate.",
             all(loss < half for loss in finals("adam+warmup")),
             f"{_per_seed(result, 'adam+warmup', chance)} (w = {config.warmup_steps}); plain Adam "
             f"{final['adam']:.3f}",
         ),
-        ClaimCheck(
+        Claim(
             "RAdam, without warmup, fixes it too.",
             all(loss < half for loss in finals("radam")),
             f"{_per_seed(result, 'radam', chance)}; plain Adam {final['adam']:.3f}",
         ),
-        ClaimCheck(
+        Claim(
             "The adaptive learning rate η/σ_t has a large variance over the first updates, which shrinks as "
             "σ_t averages more gradients (RAdam's explanation of warmup).",
             variance[0] >= 2.0 * variance[-1],

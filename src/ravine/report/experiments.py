@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ravine.report._figures import new_figure
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ravine.experiments.warmup import WarmupResult
 
 __all__ = [
+    "FIGURES",
     "adaptive_figure",
     "batch_figure",
     "landscape_figure",
@@ -232,3 +234,14 @@ def landscape_figure(result: LandscapeResult) -> Figure:
     plane.set_xlabel(f"PC1 ({e1:.0%})")
     plane.set_ylabel(f"PC2 ({e2:.0%})")
     return figure
+
+
+FIGURES: dict[str, Callable[[Any], Figure]] = {
+    "minimum-ratio": minimum_ratio_figure,
+    "batch": batch_figure,
+    "momentum": momentum_figure,
+    "adaptive": adaptive_figure,
+    "warmup": warmup_figure,
+    "landscape": landscape_figure,
+}
+"""Experiment name (a key of :data:`ravine.experiments.REGISTRY`) → the function that draws its result."""

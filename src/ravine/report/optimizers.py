@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from ravine.experiments.digits_optimizers import DigitsComparison
 
-__all__ = ["digits_loss_figure"]
+__all__ = ["digits_loss_figure", "digits_table"]
 
 
 def digits_loss_figure(comparison: DigitsComparison) -> Figure:
@@ -30,3 +30,19 @@ def digits_loss_figure(comparison: DigitsComparison) -> Figure:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return figure
+
+
+def digits_table(comparison: DigitsComparison) -> list[list[str]]:
+    """The comparison as rows of text, the first row the header: name, lr, final loss, accuracy, median η/σ."""
+    rows = [["optimizer", "lr", "final train loss", "val accuracy", "median η/σ"]]
+    for run in comparison.runs:
+        rows.append(
+            [
+                run.name,
+                f"{run.lr:g}",
+                f"{run.final_train_loss:.4f}",
+                f"{run.val_accuracy:.3f}",
+                f"{run.effective_lr_median:.3g}",
+            ]
+        )
+    return rows

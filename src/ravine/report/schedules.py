@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from ravine.optim import Schedule
 
-__all__ = ["plot_schedule", "plot_schedule_gallery"]
+__all__ = ["gallery_schedules", "plot_schedule", "plot_schedule_gallery"]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -70,3 +70,27 @@ def plot_schedule_gallery(schedules: Mapping[str, Schedule], num_steps: int, *, 
     for ax in list(axes.flat)[len(schedules) :]:
         ax.set_visible(False)
     return figure
+
+
+def gallery_schedules(steps: int) -> dict[str, Schedule]:
+    """The schedules the gallery shows for a run of ``steps`` updates: the lectures' warmups and the usual decays.
+
+    Example:
+        >>> list(gallery_schedules(100))[:3]
+        ['constant', 'step decay (γ=0.5)', 'exponential (γ=0.99)']
+    """
+    import ravine.optim as ro
+
+    warm = max(1, steps // 10)
+    return {
+        "constant": ro.Constant(1.0),
+        "step decay (γ=0.5)": ro.StepDecay(max(1, steps // 4), 0.5),
+        "exponential (γ=0.99)": ro.ExponentialDecay(0.99),
+        "inverse sqrt 1/√(t+1)": ro.InverseSqrtDecay(),
+        "Adagrad lr_decay=0.01": ro.InverseTimeDecay(0.01),
+        "cosine": ro.CosineDecay(steps),
+        f"linear warmup ({warm})": ro.LinearWarmup(warm),
+        f"Transformer d=64, w={warm}": ro.TransformerSchedule(64, warm),
+        f"ResNet warmup 0.01→0.1 ({warm})": ro.ResNetWarmup(warm),
+        "warmup then cosine": ro.Sequential([ro.LinearWarmup(warm), ro.CosineDecay(steps - warm)], [warm]),
+    }

@@ -5,8 +5,7 @@ and an animated GIF of the trajectories. Inputs are :class:`~ravine.surfaces.Lab
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,12 +23,10 @@ if TYPE_CHECKING:
     from ravine.surfaces.stories import Story
 
 __all__ = [
-    "LabTour",
     "animate_trajectories",
     "contour_figure",
     "curves_figure",
     "effective_lr_figure",
-    "lab_tour",
     "plot_indices",
     "story_figures",
     "write_story_figures",
@@ -323,34 +320,3 @@ def write_story_figures(
         for name, (surface, run) in story.runs.items():
             written.append(animate_trajectories(surface, run, folder / f"{name}-paths"))
     return written
-
-
-@dataclass(frozen=True)
-class LabTour:
-    """What :func:`lab_tour` returns for one story: the data and its figures (file stem → (figure, caption))."""
-
-    story: Story
-    figures: dict[str, tuple[Figure, str]]
-
-
-def lab_tour(*, progress: Callable[[str, int, int], None] | None = None) -> list[LabTour]:
-    """Run every lab story at the lecture's settings and draw its figures — for the ``ravine tour`` report.
-
-    About 15 s on two CPU cores, nearly all of it the ravine story's 100,000 updates. Nothing is written
-    to disk; the figures are matplotlib :class:`~matplotlib.figure.Figure` objects.
-
-    Args:
-        progress: Called as ``progress(story_name, steps_done, steps_total)`` while a story runs.
-    """
-    from ravine.surfaces.stories import STORIES
-
-    result = []
-    for name, run_story in STORIES.items():
-
-        def report(done: int, total: int, name: str = name) -> None:
-            if progress is not None:
-                progress(name, done, total)
-
-        story = run_story(progress=report)
-        result.append(LabTour(story, story_figures(story)))
-    return result

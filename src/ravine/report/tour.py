@@ -30,7 +30,7 @@ def summary_rows(result: TourResult) -> list[list[object]]:
     """One row per claim: chapter, claim, what was measured, whether it holds (header first)."""
     rows: list[list[object]] = [["chapter", "claim", "measured", "holds"]]
     for chapter, claim in result.claims:
-        rows.append([chapter.key, claim.claim, claim.measured, "yes" if claim.holds else "NO"])
+        rows.append([chapter.key, claim.statement, claim.evidence, "yes" if claim.holds else "NO"])
     return rows
 
 
@@ -65,7 +65,7 @@ def write_tour(result: TourResult, out: Path | str) -> TourFiles:
     for chapter in result.chapters:
         claims = "".join(
             f'<p class="verdict{"" if claim.holds else " warn"}"><b>{"holds" if claim.holds else "does not hold"}'
-            f"</b> — {html.escape(claim.claim.rstrip('.'))}: {html.escape(claim.measured)}</p>"
+            f"</b> — {html.escape(claim.statement.rstrip('.'))}: {html.escape(claim.evidence)}</p>"
             for claim in chapter.claims
         )
         notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in chapter.notes)

@@ -1,20 +1,19 @@
-"""What the lab's stories measure: claims with their numbers (:class:`Finding`, :class:`Story`) and the
+"""What the lab's stories measure: claims with their numbers (:class:`Story`) and the
 measurements themselves — sign flips, bursts, steps to a tolerance, log-spaced steps, a 2×2 Hessian."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 
+from ravine.claims import Claim
 from ravine.surfaces._base import Surface
 from ravine.surfaces._runner import LabRun
 
 __all__ = [
-    "Finding",
-    "Progress",
     "Story",
     "burst_count",
     "fmt",
@@ -24,37 +23,16 @@ __all__ = [
     "steps_to",
 ]
 
-Progress = Callable[[int, int], None] | None
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One claim of the lecture and what this run measured.
-
-    Attributes:
-        surface: Surface the claim is about.
-        config: Configuration label(s).
-        claim: The lecture's claim in a few words.
-        measured: The measurement, formatted.
-        holds: Whether the measurement supports the claim.
-    """
-
-    surface: str
-    config: str
-    claim: str
-    measured: str
-    holds: bool
-
 
 @dataclass(frozen=True)
 class Story:
-    """A demonstration: its runs keyed by name, with the surface of each, its metrics and findings."""
+    """A demonstration: its runs keyed by name, with the surface of each, its metrics and the claims it checked."""
 
     name: str
     title: str
     runs: Mapping[str, tuple[Surface, LabRun]]
     metrics: dict[str, float]
-    findings: tuple[Finding, ...] = field(default=())
+    claims: tuple[Claim, ...] = field(default=())
 
 
 def sign_flips(values: torch.Tensor) -> int:

@@ -1,8 +1,8 @@
 r"""The lecture's demonstrations on the built-in surfaces, as data: runs plus the numbers they show.
 
 Each function runs its configurations with :func:`~ravine.surfaces.run_lab` in float64 and returns a
-:class:`Story`: the runs (for figures), named ``metrics`` (for tests) and ``findings`` (one row per claim
-for the summary table, each saying whether the claim held in this run).
+:class:`Story`: the runs (for figures), named ``metrics`` (for tests) and ``claims`` (one
+:class:`~ravine.claims.Claim` per claim, each saying whether it held in this run).
 
 - :func:`ravine_story` — the elongated bowl: GD 1e-2 bounces (loss flat, ‖g‖ large), GD 1e-7 crawls,
   mean-Adagrad η=0.2 gets to ~1e-100 and then bursts sideways and recovers, η/sqrt(1 + t/1000) removes the
@@ -20,13 +20,13 @@ from collections.abc import Callable
 
 import torch
 
+from ravine.claims import Claim
 from ravine.errors import ConfigError
 from ravine.optim import AdagradMean, InverseSqrtDecay, Momentum, RMSProp
+from ravine.progress import Progress
 from ravine.surfaces._base import Surface
 from ravine.surfaces._library import Crescent, DipValley, LogCoshRavine, Ravine, Saddle
 from ravine.surfaces._measures import (
-    Finding,
-    Progress,
     Story,
     burst_count,
     fmt,
@@ -39,7 +39,6 @@ from ravine.surfaces._runner import LabConfig, LabRun, run_lab
 
 __all__ = [
     "STORIES",
-    "Finding",
     "Story",
     "burst_count",
     "crescent_story",
@@ -54,7 +53,7 @@ __all__ = [
 ]
 
 
-def ravine_story(*, steps: int = 100_000, progress: Progress = None) -> Story:
+def ravine_story(*, steps: int = 100_000, progress: Progress | None = None) -> Story:
     """The lecture's ravine on the quadratic bowl (four configurations) and its log-cosh twin (the two GDs).
 
     Metrics on the quadratic bowl (keys ``q.*``): for ``gd2`` (η=1e-2) the final loss, the largest relative
@@ -73,7 +72,7 @@ def ravine_story(*, steps: int = 100_000, progress: Progress = None) -> Story:
     ]
     gd2, gd7, ada, decay = (c.label for c in configs)
     metrics: dict[str, float] = {}
-    findings: list[Finding] = []
+    claims: list[Claim] = []
     runs: dict[str, tuple[Surface, LabRun]] = {}
     for key, surf, cfgs in (("q", Ravine(), configs), ("c", LogCoshRavine(), configs[:2])):
         run = run_lab(surf, cfgs, steps=steps, sigma_steps=log_steps(steps), progress=progress)
@@ -102,22 +101,20 @@ def ravine_story(*, steps: int = 100_000, progress: Progress = None) -> Story:
             if m["gd2.loss_high"] - m["gd2.loss_low"] < 1e-6 * m["gd2.loss_high"]
             else f"loss alternates {fmt(m['gd2.loss_low'])} / {fmt(m['gd2.loss_high'])}"
         )
-        findings += [
-            Finding(
-                name,
-                gd2,
-                "bounces between the walls: loss stops falling, ‖g‖ stays large",
-                f"{bounce} (2nd-half change {fmt(m['gd2.rel_change'])}), ‖g‖ {fmt(m['gd2.grad_norm'])}, "
+        claims += [
+            Claim(
+                statement="bounces between the walls: loss stops falling, ‖g‖ stays large",
+                holds=m["gd2.rel_change"] < 1e-3 and m["gd2.grad_norm"] > 100 and m["gd2.flips"] > steps / 2,
+                evidence=f"{bounce} (2nd-half change {fmt(m['gd2.rel_change'])}), ‖g‖ {fmt(m['gd2.grad_norm'])}, "
                 f"v changes sign {int(m['gd2.flips']):,}×",
-                m["gd2.rel_change"] < 1e-3 and m["gd2.grad_norm"] > 100 and m["gd2.flips"] > steps / 2,
+                subject=f"{gd2} on the {name} surface",
             ),
-            Finding(
-                name,
-                gd7,
-                f"no bouncing, but after {steps:,} updates still far from the minimum",
-                f"loss {fmt(m['gd7.loss0'])} → {fmt(m['gd7.loss'])}, distance {fmt(m['gd7.distance'])}, "
+            Claim(
+                statement=f"no bouncing, but after {steps:,} updates still far from the minimum",
+                holds=m["gd7.loss"] > 100 and m["gd7.flips"] < 100,
+                evidence=f"loss {fmt(m['gd7.loss0'])} → {fmt(m['gd7.loss'])}, distance {fmt(m['gd7.distance'])}, "
                 f"|v| {fmt(m['gd7.v0'])} → {fmt(m['gd7.v_mid'])} at half-way, v sign flips {int(m['gd7.flips'])}",
-                m["gd7.loss"] > 100 and m["gd7.flips"] < 100,
+                subject=f"{gd7} on the {name} surface",
             ),
         ]
         if key == "q":
@@ -131,27 +128,27 @@ def ravine_story(*, steps: int = 100_000, progress: Progress = None) -> Story:
                 "decay.bursts": float(burst_count(v[:, idc], 0.5)),
                 "decay.loss": float(run.loss[-1, idc]),
             }
-            findings += [
-                Finding(
-                    name,
-                    ada,
-                    "gets much closer; bursts sideways once σ on the steep axis is small, and recovers",
-                    f"min loss {fmt(m['ada.min_loss'])}"
+            claims += [
+                Claim(
+                    statement="gets much closer; bursts sideways once σ on the steep axis is small, and recovers",
+                    holds=m["ada.min_loss"] < 1e-6 * m["gd7.loss"]
+                    and m["ada.bursts"] > 0
+                    and m["ada.loss"] < 1e-6,
+                    evidence=f"min loss {fmt(m['ada.min_loss'])}"
                     + (f" (< 1e-100 at step {int(hit):,})" if hit is not None else "")
                     + f", {int(m['ada.bursts'])} bursts |v| > 0.5, final loss {fmt(m['ada.loss'])}",
-                    m["ada.min_loss"] < 1e-6 * m["gd7.loss"] and m["ada.bursts"] > 0 and m["ada.loss"] < 1e-6,
+                    subject=f"{ada} on the {name} surface",
                 ),
-                Finding(
-                    name,
-                    decay,
-                    "learning-rate decay reaches the minimum without bursts",
-                    f"{int(m['decay.bursts'])} bursts, final loss {fmt(m['decay.loss'])}",
-                    m["decay.bursts"] == 0 and m["decay.loss"] < 1e-6,
+                Claim(
+                    statement="learning-rate decay reaches the minimum without bursts",
+                    holds=m["decay.bursts"] == 0 and m["decay.loss"] < 1e-6,
+                    evidence=f"{int(m['decay.bursts'])} bursts, final loss {fmt(m['decay.loss'])}",
+                    subject=f"{decay} on the {name} surface",
                 ),
             ]
         metrics.update({f"{key}.{k}": value for k, value in m.items()})
     title = "The ravine: GD bounces or crawls; Adagrad bursts; decay cures it"
-    return Story("ravine", title, runs, metrics, tuple(findings))
+    return Story("ravine", title, runs, metrics, tuple(claims))
 
 
 def _flat_change(loss: torch.Tensor) -> float:
@@ -164,7 +161,7 @@ def _flat_change(loss: torch.Tensor) -> float:
     return float((second - ref).abs().max() / max(abs(ref), 1e-300))
 
 
-def crescent_story(*, steps: int = 20_000, tol: float = 1e-2, progress: Progress = None) -> Story:
+def crescent_story(*, steps: int = 20_000, tol: float = 1e-2, progress: Progress | None = None) -> Story:
     """Crescent: mean-Adagrad vs RMSProp (α=0.9) at the same η ∈ {1e-3, 3e-3}; steps to loss < ``tol``.
 
     Adagrad's σ remembers the steep start, so its η/σ stays small along the flat bend of the valley;
@@ -177,7 +174,7 @@ def crescent_story(*, steps: int = 20_000, tol: float = 1e-2, progress: Progress
     ]
     run = run_lab(surf, configs, steps=steps, sigma_steps=log_steps(steps), progress=progress)
     metrics: dict[str, float] = {}
-    findings = []
+    claims = []
     for lr in lrs:
         reached = {}
         for kind, label in (("adagrad", f"Adagrad (mean) η={lr:g}"), ("rmsprop", f"RMSProp α=0.9 η={lr:g}")):
@@ -193,22 +190,20 @@ def crescent_story(*, steps: int = 20_000, tol: float = 1e-2, progress: Progress
             f"steps to loss < {tol:g}: RMSProp {r if r is not None else 'never'}, "
             f"Adagrad {a if a is not None else f'not in {steps:,}'}"
         )
-        findings.append(
-            Finding(
-                surf.name,
-                f"η={lr:g}",
-                "RMSProp adapts faster than Adagrad when the slope changes",
-                text,
-                r is not None and (a is None or r < a),
+        claims.append(
+            Claim(
+                statement="RMSProp adapts faster than Adagrad when the slope changes",
+                holds=r is not None and (a is None or r < a),
+                evidence=text,
+                subject=f"η={lr:g} on the {surf.name} surface",
             )
         )
-    findings.append(
-        Finding(
-            surf.name,
-            "RMSProp, constant η",
-            "(caveat) without decay RMSProp ends in a small limit cycle",
-            ", ".join(f"η={lr:g}: final loss {fmt(metrics[f'rmsprop.{lr:g}.loss'])}" for lr in lrs),
-            True,
+    claims.append(
+        Claim(
+            statement="(caveat) without decay RMSProp ends in a small limit cycle",
+            holds=True,
+            evidence=", ".join(f"η={lr:g}: final loss {fmt(metrics[f'rmsprop.{lr:g}.loss'])}" for lr in lrs),
+            subject=f"RMSProp, constant η on the {surf.name} surface",
         )
     )
     return Story(
@@ -216,12 +211,12 @@ def crescent_story(*, steps: int = 20_000, tol: float = 1e-2, progress: Progress
         "The crescent: RMSProp's moving average vs Adagrad's memory",
         {surf.name: (surf, run)},
         metrics,
-        tuple(findings),
+        tuple(claims),
     )
 
 
 def saddle_story(
-    *, steps: int = 1000, lr: float = 0.01, tol: float = 1e-3, progress: Progress = None
+    *, steps: int = 1000, lr: float = 0.01, tol: float = 1e-3, progress: Progress | None = None
 ) -> Story:
     """Saddle (1 − w₁w₂)² started at (0.001, −0.000999), almost on the saddle's stable line.
 
@@ -273,47 +268,41 @@ def saddle_story(
     def when(x: float) -> str:
         return "never" if math.isnan(x) else f"step {int(x)}"
 
-    findings = (
-        Finding(
-            surf.name,
-            "GD",
-            "stalls near the saddle with a small gradient (training stuck ≠ minimum)",
-            f"loss > 0.99 for {int(metrics['gd.stall_steps'])} steps, min ‖g‖ {fmt(metrics['gd.min_grad'])} "
+    claims = (
+        Claim(
+            statement="stalls near the saddle with a small gradient (training stuck ≠ minimum)",
+            holds=metrics["gd.min_grad"] < 1e-3 and metrics["gd.stall_steps"] > steps / 4,
+            evidence=f"loss > 0.99 for {int(metrics['gd.stall_steps'])} steps, min ‖g‖ {fmt(metrics['gd.min_grad'])} "
             f"at step {stall_step}; loss < {tol:g}: {when(metrics['gd.escape'])}",
-            metrics["gd.min_grad"] < 1e-3 and metrics["gd.stall_steps"] > steps / 4,
+            subject=f"GD on the {surf.name} surface",
         ),
-        Finding(
-            surf.name,
-            "Hessian at the stall",
-            "eigenvalue −2 along [1, 1]: a saddle, not a minimum",
-            f"λ = {fmt(metrics['hessian.lambda_min'])}, {fmt(metrics['hessian.lambda_max'])}; "
+        Claim(
+            statement="eigenvalue −2 along [1, 1]: a saddle, not a minimum",
+            holds=metrics["hessian.lambda_min"] < 0,
+            evidence=f"λ = {fmt(metrics['hessian.lambda_min'])}, {fmt(metrics['hessian.lambda_max'])}; "
             f"v = ({metrics['hessian.vx']:.3f}, {metrics['hessian.vy']:.3f})",
-            metrics["hessian.lambda_min"] < 0,
+            subject=f"Hessian at the stall on the {surf.name} surface",
         ),
-        Finding(
-            surf.name,
-            "momentum β=0.9",
-            "momentum escapes the saddle sooner",
-            f"loss < {tol:g}: {when(metrics['momentum.escape'])}",
-            not math.isnan(metrics["momentum.escape"])
+        Claim(
+            statement="momentum escapes the saddle sooner",
+            holds=not math.isnan(metrics["momentum.escape"])
             and (math.isnan(metrics["gd.escape"]) or metrics["momentum.escape"] < metrics["gd.escape"]),
+            evidence=f"loss < {tol:g}: {when(metrics['momentum.escape'])}",
+            subject=f"momentum β=0.9 on the {surf.name} surface",
         ),
-        Finding(
-            surf.name,
-            "GD + eigenvector step",
-            "a step along the negative-curvature eigenvector escapes",
-            f"loss < {tol:g}: {when(metrics['eigen.escape'])}",
-            not math.isnan(metrics["eigen.escape"])
+        Claim(
+            statement="a step along the negative-curvature eigenvector escapes",
+            holds=not math.isnan(metrics["eigen.escape"])
             and (math.isnan(metrics["gd.escape"]) or metrics["eigen.escape"] < metrics["gd.escape"]),
+            evidence=f"loss < {tol:g}: {when(metrics['eigen.escape'])}",
+            subject=f"GD + eigenvector step on the {surf.name} surface",
         ),
     )
     runs = {surf.name: (surf, run), "saddle-escape": (surf, escape)}
-    return Story(
-        "saddle", "The saddle: stuck with a small gradient, and two ways out", runs, metrics, findings
-    )
+    return Story("saddle", "The saddle: stuck with a small gradient, and two ways out", runs, metrics, claims)
 
 
-def momentum_story(*, steps: int = 3000, lr: float = 0.1, progress: Progress = None) -> Story:
+def momentum_story(*, steps: int = 3000, lr: float = 0.1, progress: Progress | None = None) -> Story:
     """The dip valley: GD stops in the local dip, heavy-ball and Nesterov momentum (β=0.9) roll through.
 
     Metrics ``<cfg>.x`` (final x), ``<cfg>.loss``, and the minima ``local.x``, ``global.x``.
@@ -328,7 +317,7 @@ def momentum_story(*, steps: int = 3000, lr: float = 0.1, progress: Progress = N
     local = next(m for m in surf.minima if m.kind == "local")
     glob = surf.global_minima[0]
     metrics: dict[str, float] = {"local.x": local.point[0], "global.x": glob.point[0]}
-    findings = []
+    claims = []
     for key, config in zip(("gd", "heavy", "nesterov"), configs, strict=True):
         i = run.index(config.label)
         x = float(run.final_theta[i, 0])
@@ -341,13 +330,12 @@ def momentum_story(*, steps: int = 3000, lr: float = 0.1, progress: Progress = N
         )
         claim = "stops in the local dip" if key == "gd" else "rolls through the dip to the global minimum"
         holds = where == ("the local dip" if key == "gd" else "the global minimum")
-        findings.append(
-            Finding(
-                surf.name,
-                config.label,
-                claim,
-                f"ends at {where}, L − L_min = {fmt(metrics[f'{key}.loss'] - glob.value)}",
-                holds,
+        claims.append(
+            Claim(
+                statement=claim,
+                holds=holds,
+                evidence=f"ends at {where}, L − L_min = {fmt(metrics[f'{key}.loss'] - glob.value)}",
+                subject=f"{config.label} on the {surf.name} surface",
             )
         )
     return Story(
@@ -355,7 +343,7 @@ def momentum_story(*, steps: int = 3000, lr: float = 0.1, progress: Progress = N
         "A local dip: GD stops, momentum rolls through",
         {surf.name: (surf, run)},
         metrics,
-        tuple(findings),
+        tuple(claims),
     )
 
 

@@ -20,11 +20,12 @@ from collections.abc import Callable, Sequence
 
 from ravine._threads import single_threaded
 from ravine.errors import ConfigError
+from ravine.progress import Progress, silent
 from ravine.tour._experiments import experiment_chapter
-from ravine.tour._model import Chapter, Claim, Progress, TourResult, silent
+from ravine.tour._model import Chapter, TourResult
 from ravine.tour._parts import curvature_chapter, diagnose_chapter, lab_chapter, optimizers_chapter
 
-__all__ = ["CHAPTERS", "Chapter", "ChapterFn", "Claim", "Progress", "TourResult", "chapter_names", "run_tour"]
+__all__ = ["CHAPTERS", "Chapter", "ChapterFn", "TourResult", "chapter_names", "run_tour"]
 
 ChapterFn = Callable[[bool, Progress], Chapter]
 """``chapter(full, progress)`` → :class:`Chapter`."""

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from ravine.claims import Claim
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Chapter", "Claim", "Progress", "TourResult", "silent"]
-
-Progress = Callable[[int, int], None]
-"""``progress(done, total)``: called by a chapter as its work advances."""
-
-
-def silent(_done: int, _total: int) -> None:
-    """A progress callback that shows nothing."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim of the lectures, what the tour measured, and whether the numbers support it."""
-
-    claim: str
-    measured: str
-    holds: bool
+__all__ = ["Chapter", "TourResult"]
 
 
 @dataclass

@@ -6,7 +6,9 @@ import math
 
 import torch
 
-from ravine.tour._model import Chapter, Claim, Progress
+from ravine.claims import Claim
+from ravine.progress import Progress, part
+from ravine.tour._model import Chapter
 
 __all__ = ["curvature_chapter", "diagnose_chapter", "lab_chapter", "optimizers_chapter", "torch_parity"]
 
@@ -53,10 +55,9 @@ def torch_parity(name: str, *, steps: int = 300, lr: float = 1e-2, seed: int = 0
 
 def optimizers_chapter(*, full: bool, progress: Progress) -> Chapter:
     """Every preset on the digits, its agreement with torch.optim, and the lectures' schedules."""
-    from ravine.commands.optim import schedule_gallery_examples
     from ravine.experiments.digits_optimizers import compare_on_digits
     from ravine.report.optimizers import digits_loss_figure
-    from ravine.report.schedules import plot_schedule_gallery
+    from ravine.report.schedules import gallery_schedules, plot_schedule_gallery
 
     steps = 1500 if full else 300
     names = list(_TORCH_TWIN)
@@ -81,7 +82,7 @@ def optimizers_chapter(*, full: bool, progress: Progress) -> Chapter:
             ]
         )
     worst = max(parity.values())
-    gallery = plot_schedule_gallery(schedule_gallery_examples(steps), steps)  # type: ignore[arg-type]
+    gallery = plot_schedule_gallery(gallery_schedules(steps), steps)
     return Chapter(
         key="optimizers",
         title="The lecture's optimizer: θ ← θ − (η_t/σ_t)·m_t",
@@ -99,9 +100,9 @@ def optimizers_chapter(*, full: bool, progress: Progress) -> Chapter:
         table=table,
         claims=[
             Claim(
-                "ravine's presets compute what torch.optim computes (float64, 300 updates)",
-                f"largest relative parameter difference over 7 presets: {worst:.1e}",
-                worst <= 1e-10,
+                statement="ravine's presets compute what torch.optim computes (float64, 300 updates)",
+                holds=worst <= 1e-10,
+                evidence=f"largest relative parameter difference over 7 presets: {worst:.1e}",
             )
         ],
         figures=[
@@ -124,34 +125,12 @@ def lab_chapter(*, full: bool, progress: Progress) -> Chapter:
     from ravine.report.surfaces import contour_figure, curves_figure, effective_lr_figure
     from ravine.surfaces.stories import STORIES, get_story
 
-    table: list[list[object]] = [["story", "surface", "configuration", "claim", "measured", "holds"]]
-    claims = []
+    claims: list[Claim] = []
     figures = []
     names = list(STORIES)
     for index, name in enumerate(names):
-
-        def report(done: int, total: int, index: int = index) -> None:
-            progress(index * total + done, len(names) * total)
-
-        story = get_story(name)(progress=report)
-        for finding in story.findings:
-            table.append(
-                [
-                    story.name,
-                    finding.surface,
-                    finding.config,
-                    finding.claim,
-                    finding.measured,
-                    "yes" if finding.holds else "no",
-                ]
-            )
-            claims.append(
-                Claim(
-                    f"{story.title} — {finding.config} on the {finding.surface} surface: {finding.claim}",
-                    finding.measured,
-                    finding.holds,
-                )
-            )
+        story = get_story(name)(progress=part(progress, start=index / len(names), width=1 / len(names)))
+        claims.extend(story.claims)
         for run_name, (surface, run) in story.runs.items():
             figures.append((f"lab-{story.name}-{run_name}-paths", contour_figure(surface, run), story.title))
             figures.append((f"lab-{story.name}-{run_name}-curves", curves_figure(surface, run), story.title))
@@ -173,7 +152,6 @@ def lab_chapter(*, full: bool, progress: Progress) -> Chapter:
             "step along the negative-curvature direction escapes. All configurations of a story advance "
             "together in one vectorised computation."
         ),
-        table=table,
         claims=claims,
         figures=figures,
     )
@@ -228,17 +206,18 @@ def curvature_chapter(*, full: bool, progress: Progress) -> Chapter:
         table=table,
         claims=[
             Claim(
-                "the homework's per-layer Gauss-Newton blocks are positive semi-definite (cannot show a saddle)",
-                f"smallest GN-block eigenvalue {min(result.gn_block_min_eigenvalues):.2e} "
+                statement="the homework's per-layer Gauss-Newton blocks are positive semi-definite "
+                "(cannot show a saddle)",
+                holds=gn_psd,
+                evidence=f"smallest GN-block eigenvalue {min(result.gn_block_min_eigenvalues):.2e} "
                 f"(largest {largest:.2e})",
-                gn_psd,
             ),
             Claim(
-                "the exact Hessian at the same point has negative curvature the homework's ratio misses",
-                f"{counts[1]} negative eigenvalue(s), λ_min {exact.lambda_min:.2e}; the Hessian says "
+                statement="the exact Hessian at the same point has negative curvature the homework's ratio misses",
+                holds=counts[1] > 0,
+                evidence=f"{counts[1]} negative eigenvalue(s), λ_min {exact.lambda_min:.2e}; the Hessian says "
                 f"{exact.hessian_kind.value} (ravine's verdict with ‖∇L‖ = {exact.gradient_norm:.1e}: "
                 f"{exact.kind.value})",
-                counts[1] > 0,
             ),
         ],
         figures=[("curvature-hw2-2", hw2_2_figure(result), "Exact Hessian spectrum vs per-layer GN blocks.")],
@@ -295,14 +274,14 @@ def diagnose_chapter(*, full: bool, progress: Progress) -> Chapter:
         table=table,
         claims=[
             Claim(
-                "the verdict names the labelled problem (≥ 95% of runs)",
-                f"{correct}/{len(scenarios)} right",
-                correct >= 0.95 * len(scenarios),
+                statement="the verdict names the labelled problem (≥ 95% of runs)",
+                holds=correct >= 0.95 * len(scenarios),
+                evidence=f"{correct}/{len(scenarios)} right",
             ),
             Claim(
-                "the verdict appears within 200 steps of the problem's onset",
-                f"slowest detection: {worst} steps after onset",
-                worst <= 200,
+                statement="the verdict appears within 200 steps of the problem's onset",
+                holds=worst <= 200,
+                evidence=f"slowest detection: {worst} steps after onset",
             ),
         ],
         figures=figures,

@@ -1,0 +1,109 @@
+"""``ravine diagnose``: built-in labelled scenarios, or a user's script, under the training Monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+from ravine.cli._shared import DEFAULT_OUT, console, output_dir
+from ravine.errors import ConfigError
+
+__all__ = ["app", "scenario", "script"]
+
+app = typer.Typer(
+    help="Why is training stuck? Ravine, saddle point, local minimum, gradient noise or the learning rate — "
+    "with the evidence and the lecture's remedies.",
+    no_args_is_help=True,
+)
+
+
+class _ScenarioHelp(TyperCommand):
+    """``diagnose scenario``'s help ends with the list of scenario names (read when help is asked for)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from ravine.diagnose.scenarios import HEALTHY, SCENARIOS
+
+        stuck = ", ".join(f"{name} ({item.expected.value})" for name, item in SCENARIOS.items())
+        self.epilog = f"Stuck runs (NAME, expected verdict): {stuck}.\n\nHealthy runs: {', '.join(HEALTHY)}."
+        super().format_help(ctx, formatter)
+
+
+@app.command("scenario", cls=_ScenarioHelp)
+def scenario(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="A scenario's name (listed below), 'all' (every stuck run) or 'healthy' (every run that trains)."
+        ),
+    ] = "all",
+    out: Annotated[Path, typer.Option(help="Folder for diagnose.html (created if missing).")] = DEFAULT_OUT,
+    seed: Annotated[int, typer.Option(help="Seed of the scenario's data and initial weights.")] = 0,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Train this many steps instead of the scenario's own length.")
+    ] = None,
+) -> None:
+    """Train built-in runs that are stuck in a known way (or healthy) under the Monitor; print each verdict
+    next to its label and write an HTML report with the curves."""
+    folder = output_dir("diagnose scenario", out)
+    from ravine.diagnose.scenarios import HEALTHY, SCENARIOS, run_scenario
+    from ravine.report.diagnose import verdict_table, write_html
+
+    every = {**SCENARIOS, **HEALTHY}
+    if name == "all":
+        chosen = list(SCENARIOS.values())
+    elif name == "healthy":
+        chosen = list(HEALTHY.values())
+    elif name in every:
+        chosen = [every[name]]
+    else:
+        raise ConfigError(
+            f"diagnose scenario: unknown {name=}; choose 'all', 'healthy' or one of {sorted(every)}"
+        )
+    rows: list[Any] = []
+    runs = []
+    for item in chosen:
+        result = run_scenario(item, seed=seed, steps=steps)
+        detected = "—" if result.latency is None else f"+{result.latency} steps"
+        rows.append((item.name, item.expected.value, result.verdict, detected))
+        runs.append((item.name, result.monitor, item.description))
+    console.print(verdict_table(rows))
+    correct = sum(r[1] == r[2].kind.value for r in rows)
+    console.print(f"{correct}/{len(rows)} verdicts as labelled")
+    path = write_html(folder / "diagnose.html", runs)
+    console.print(f"report: {path}")
+
+
+@app.command("script")
+def script(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Your training script: a .py file that defines model, loss_fn and data (or a make() returning them)."
+        ),
+    ],
+    steps: Annotated[int, typer.Option(min=1, help="Training steps to run under the Monitor.")] = 500,
+    optimizer: Annotated[
+        str, typer.Option(help="Optimizer to train with: sgd, momentum, adam, adagrad, rmsprop or adadelta.")
+    ] = "sgd",
+    lr: Annotated[float, typer.Option(help="Learning rate of that optimizer.")] = 0.01,
+    batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size drawn from your data.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the batch order.")] = 0,
+    out: Annotated[
+        Path, typer.Option(help="Folder for diagnose-script.html (created if missing).")
+    ] = DEFAULT_OUT,
+) -> None:
+    """Train your script's model for STEPS steps under the Monitor and print the verdict with its evidence."""
+    folder = output_dir("diagnose script", out)
+    from ravine.diagnose.script import diagnose_script
+    from ravine.report.diagnose import verdict_text, write_html
+
+    monitor = diagnose_script(path, steps=steps, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed)
+    verdict = monitor.verdict()
+    console.print(verdict_text(verdict), highlight=False)
+    report = write_html(
+        folder / "diagnose-script.html", [(path.name, monitor, f"{path} with {optimizer} lr={lr}")]
+    )
+    console.print(f"report: {report}")
