@@ -48,6 +48,17 @@ def _mha_fast_path_off() -> Iterator[None]:
         mha.set_fastpath_enabled(saved)
 
 
+@contextlib.contextmanager
+def _mkldnn_off() -> Iterator[None]:
+    """mkldnn off (its RNN layers have no forward AD); ``torch.backends.mkldnn.flags`` warns on CPU builds."""
+    saved = bool(torch.backends.mkldnn.enabled)
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = saved  # type: ignore[assignment]
+
+
 def has_rnn(model: nn.Module) -> bool:
     """Whether the model has an ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` layer."""
     return any(isinstance(module, nn.RNNBase) for module in model.modules())
@@ -70,7 +81,7 @@ def twice_differentiable(model: nn.Module) -> Iterator[None]:
         stack.enter_context(_math_attention())
         stack.enter_context(_mha_fast_path_off())
         if has_rnn(model):
-            stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+            stack.enter_context(_mkldnn_off())
         yield
 
 

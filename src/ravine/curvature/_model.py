@@ -118,8 +118,12 @@ def select_parameters(model: nn.Module, params: Sequence[str] | Sequence[nn.Para
 
 
 def warn_about_layers(model: nn.Module, train_mode: bool) -> None:
-    """Warn (:class:`RavineWarning`) what happens to the model's BatchNorm and Dropout layers, if any."""
-    found = [name or type(m).__name__ for name, m in model.named_modules() if isinstance(m, _STOCHASTIC)]
+    """Warn (:class:`RavineWarning`) what happens to the model's BatchNorm and Dropout layers (p > 0), if any."""
+    found = [
+        name or type(m).__name__
+        for name, m in model.named_modules()
+        if isinstance(m, _STOCHASTIC) and not (isinstance(m, nn.modules.dropout._DropoutNd) and m.p == 0)
+    ]
     if not found:
         return
     if train_mode:
