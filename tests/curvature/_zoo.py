@@ -119,9 +119,15 @@ def build(name: str) -> Zoo:
             nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
             nn.Linear(8, 3),
         )  # fmt: skip
+        norm = model[1]
+        assert (
+            isinstance(norm, nn.BatchNorm2d)
+            and norm.running_mean is not None
+            and norm.running_var is not None
+        )
         with torch.no_grad():  # running statistics away from (0, 1), so eval mode differs from train mode
-            model[1].running_mean.fill_(0.3)
-            model[1].running_var.fill_(2.0)
+            norm.running_mean.fill_(0.3)
+            norm.running_var.fill_(2.0)
         x, y = torch.randn(10, 1, 4, 4, generator=generator), torch.randint(0, 3, (10,), generator=generator)
         return _plain(model, x, y, ce, train_mode=name.endswith("train"))
     import transformers
@@ -181,7 +187,7 @@ def plain_kernels() -> Iterator[None]:
             yield
     finally:
         torch.backends.mha.set_fastpath_enabled(saved[0])
-        torch.backends.mkldnn.enabled = saved[1]  # type: ignore[assignment]
+        torch.backends.mkldnn.enabled = saved[1]
 
 
 def _batch_loss(zoo: Zoo, model: nn.Module, batch: Any, float64_loss: bool = False) -> Tensor:
@@ -231,7 +237,8 @@ class Reference:
             w * _batch_loss(self.zoo, self.model, b)
             for b, w in zip(self.zoo.batches, self.zoo.weights, strict=True)
         )
-        return total / sum(self.zoo.weights)  # type: ignore[operator, no-any-return]
+        assert isinstance(total, Tensor)
+        return total / sum(self.zoo.weights)
 
     def gradient(self, theta: Tensor | None = None) -> Tensor:
         with plain_kernels(), self._at(theta):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def _operator(zoo: Zoo, data: object, dtype: torch.dtype, cache: bool) -> HessianOperator:
+def _operator(zoo: Zoo, data: Any, dtype: torch.dtype, cache: bool) -> HessianOperator:
     model = zoo.model if dtype == F64 else dataclasses.replace(zoo).model.to(dtype)
     return HessianOperator(model, zoo.loss_fn, data, train_mode=zoo.train_mode, cache=cache)
 
@@ -51,7 +52,7 @@ def test_hvp_matches_a_float64_double_backward(name: str, dtype: torch.dtype, ca
     zoo = build(name)
     if form == "batch":
         zoo = dataclasses.replace(zoo, batches=zoo.batches[:1], weights=zoo.weights[:1])
-        data: object = zoo.batches[0]
+        data: Any = zoo.batches[0]
     else:
         data = zoo.loader
     reference = Reference(zoo)  # copies the float64 model before any cast
@@ -101,7 +102,10 @@ def test_reference_equals_finite_differences_and_lanczos_equals_eigsh(name: str)
 
 def test_user_kernel_settings_are_restored() -> None:
     zoo = build("transformer-encoder")
-    flags = (torch.backends.cuda.flash_sdp_enabled, torch.backends.cuda.mem_efficient_sdp_enabled)
+    flags: tuple[Callable[[], bool], ...] = (
+        torch.backends.cuda.flash_sdp_enabled,
+        torch.backends.cuda.mem_efficient_sdp_enabled,
+    )
     before = [f() for f in flags], torch.backends.mha.get_fastpath_enabled(), torch.backends.mkldnn.enabled
     torch.backends.cuda.enable_mem_efficient_sdp(False)  # a user's own choice must survive too
     try:

@@ -177,10 +177,7 @@ def prepare(
     if isinstance(batch, Mapping):
         kwargs = dict(_move(batch, dtype, device))
         args: tuple[Any, ...] = ()
-        if model_loss:
-            targets = kwargs.get("labels")
-        else:
-            targets = kwargs.pop("labels", None)
+        targets = kwargs.get("labels") if model_loss else kwargs.pop("labels", None)
         if not isinstance(targets, Tensor):
             raise DataError(
                 f"curvature: dict batch {index} has no 'labels' tensor (keys: {sorted(batch)}); the loss needs "

@@ -110,7 +110,12 @@ def explain(what: str, index: int, error: BaseException) -> str:
     first = text.splitlines()[0] if text else type(error).__name__
     head = f"curvature: torch could not compute the {what} on batch {index} ({type(error).__name__}: {first})"
     operation = _operation(text) or ""
-    if (
+    if isinstance(error, TypeError) and "unexpected keyword argument 'labels'" in text:
+        cause = (
+            "no loss_fn was given, so the targets went to the model as labels= for its own outputs.loss (the "
+            "Hugging Face convention), but this model takes no labels; pass loss_fn=loss(outputs, targets)"
+        )
+    elif (
         "scaled_dot_product" in operation
         or "flash_attention" in operation
         or "efficient_attention" in operation

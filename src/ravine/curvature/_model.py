@@ -178,7 +178,7 @@ def _embeddings(
         if isinstance(module, nn.Embedding | nn.EmbeddingBag):
             name = by_id.get(id(module.weight))
             if name in chosen:
-                yield name, module  # type: ignore[misc]
+                yield name, module
 
 
 def check_embeddings(model: nn.Module, names: Sequence[str]) -> None:

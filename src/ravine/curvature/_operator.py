@@ -229,8 +229,8 @@ class HessianOperator(CurvatureOperator):
         if params is not None or not self._cache.wanted(self.data):
             if self._reverse:
                 flat = self.parameters_flat() if params is None else params
-                total, count = self._build(what, rows, flat, None)
-                return self._reduce(total, count, ((V.shape[1], self._numel), self.dtype)).T
+                summed, weight = self._build(what, rows, flat, None)
+                return self._reduce(summed, weight, ((V.shape[1], self._numel), self.dtype)).T
             try:
                 return super()._products(V, params)
             except CurvatureError as error:
