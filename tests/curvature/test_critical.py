@@ -194,8 +194,10 @@ def test_hw2_2_gauss_newton_blocks_are_psd_while_the_exact_hessian_has_a_saddle(
 def test_float32_lanczos_never_counts_noise_as_curvature() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 3))
+    first = model[0]
+    assert isinstance(first, nn.Linear)
     with torch.no_grad():
-        model[0].bias[:12] = -50.0  # half the hidden units are dead: 84 exactly flat directions
+        first.bias[:12] = -50.0  # half the hidden units are dead: 84 exactly flat directions
     x, y = torch.randn(200, 6), torch.randint(0, 3, (200,))
     exact = classify(model, nn.functional.cross_entropy, (x, y), method="dense", dtype=torch.float64)
     assert exact.counts is not None and exact.counts[2] >= 84
