@@ -878,6 +878,79 @@ def problem_line(config: Config, threads: int, note: str, n: int, samples: int) 
     )
 
 
+# ------------------------------------------------------------------------ GPT-2-shaped section
+GPT2_TOLS = (1e-3, 1e-6, 1e-8, 1e-10)
+
+
+def tiny_gpt2(dtype: torch.dtype) -> tuple[nn.Module, dict[str, Tensor]]:
+    """A tiny random GPT-2 (2 layers, width 32; 61k parameters as in the issue) and one batch of tokens."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        n_layer=2, n_embd=32, n_head=2, vocab_size=200, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    model: nn.Module = transformers.GPT2LMHeadModel(config)
+    model = model.to(dtype)
+    ids = torch.randint(0, 200, (8, 32), generator=torch.Generator().manual_seed(1))
+    return model, {"input_ids": ids, "labels": ids}
+
+
+def gpt2_section(targets: Targets) -> Section:
+    """Lanczos top-5 against SciPy's eigsh on the same (cached, float64) operator of a tiny GPT-2."""
+    model, batch = tiny_gpt2(torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GPT-2's loss is float32 inside (ravine warns about it once)
+        H = HessianOperator(model, data=batch, dtype=torch.float64)
+        H.loss()
+    n = H.shape[0]
+    section = Section(
+        f"Tiny GPT-2 (n = {n:,}, float64, cached): ravine's Lanczos vs SciPy eigsh, top-{TOP}",
+        ["tol", "ravine HVPs", "eigsh HVPs", "ravine time", "eigsh time", "ravine/eigsh time",
+         "ravine outside HVPs", "eigsh outside HVPs", "max |Δλ|/λ₁"],
+    )  # fmt: skip
+    for tol in GPT2_TOLS:
+        ours = Counted(H)
+        start = time.perf_counter()
+        result = lanczos(ours, TOP, tol=tol, max_hvps=3000)
+        ours_time = time.perf_counter() - start
+        theirs = Counted(H)
+        start = time.perf_counter()
+        values, _ = eigsh_top(theirs, tol=tol)
+        theirs_time = time.perf_counter() - start
+        gap = float((result.eigenvalues - values).abs().max() / values[0].abs())
+        section.rows.append([
+            f"{tol:g}", f"{ours.num_hvps}{'' if result.all_converged else ' (not converged)'}",
+            str(theirs.num_hvps), fmt_time(ours_time), fmt_time(theirs_time), f"{ours_time / theirs_time:.2f}×",
+            f"{1 - ours.seconds / ours_time:.0%}", f"{1 - theirs.seconds / theirs_time:.0%}", f"{gap:.1e}",
+        ])  # fmt: skip
+        targets.add(
+            f"GPT-2 tol {tol:g}: HVPs ≤ eigsh's", f"{ours.num_hvps} vs {theirs.num_hvps}",
+            ours.num_hvps <= theirs.num_hvps,
+        )  # fmt: skip
+    section.notes.append(
+        "One run each, sequential (not interleaved): wall-time ratios are indicative only on a shared machine."
+    )
+    return section
+
+
+def gpt2_main(threads: int, markdown: Path | None) -> None:
+    torch.set_num_threads(threads)
+    targets = Targets()
+    section = gpt2_section(targets)
+    target_table = Section("Targets (GPT-2 section)", ["target", "measured", "met"], left=(0, 1, 2))
+    target_table.rows = [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets.lines]
+    elapsed = time.perf_counter() - _START
+    header = (
+        f"`.venv/bin/python -m benchmarks.curvature --gpt2`, {elapsed / 60:.1f} min. {conditions(threads)}\n"
+    )
+    emit(
+        "\n".join(["## Curvature on a tiny GPT-2\n", header, target_table.markdown(), section.markdown()]),
+        markdown,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -890,7 +963,11 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="torch threads (default 1: on a shared 2-core machine a second OpenMP thread waits on a busy core)",
     )
+    parser.add_argument("--gpt2", action="store_true", help="only the tiny GPT-2 section (Lanczos vs eigsh)")
     args = parser.parse_args(argv)
+    if args.gpt2:
+        gpt2_main(args.threads, args.markdown)
+        return
     config = QUICK if args.quick else FULL
     torch.set_num_threads(args.threads)
     log(f"{'quick' if args.quick else 'full'} run, {args.threads} thread(s): training the model")

@@ -8,7 +8,6 @@ size and divides by the number of samples, so any split of the data gives the fu
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -19,9 +18,8 @@ from torch.func import functional_call, grad_and_value, vmap
 from ravine.curvature._data import DataLike, Prepared, Weighting, check_data, iter_batches, prepare
 from ravine.curvature._forward_ad import load_forward_ad
 from ravine.curvature._kernels import explain, twice_differentiable
-from ravine.curvature._losses import declared_reduction, model_loss, shifts_labels
+from ravine.curvature._losses import check_reduction, model_loss, shifts_labels, warn_lower_precision
 from ravine.curvature._model import (
-    caller_stacklevel,
     check_embeddings,
     evaluation_mode,
     frozen_entries,
@@ -36,7 +34,6 @@ from ravine.errors import (
     MemoryBudgetError,
     NonFiniteError,
     RavineError,
-    RavineWarning,
 )
 
 __all__ = ["CurvatureOperator", "LossFn"]
@@ -80,25 +77,7 @@ class CurvatureOperator:
                 f"curvature: loss_fn must be callable (or None for the model's own outputs.loss), got "
                 f"{type(loss_fn).__name__}"
             )
-        if reduction not in ("mean", "sum"):
-            raise ConfigError(f"curvature: reduction must be 'mean' or 'sum', got {reduction=}")
-        if weighting not in ("auto", "samples", "targets"):
-            raise ConfigError(
-                f"curvature: weighting must be 'auto', 'samples' or 'targets', got {weighting=}"
-            )
-        declared = declared_reduction(loss_fn)
-        if declared is not None and declared != reduction:
-            raise ConfigError(
-                f"curvature: loss_fn declares reduction={declared!r} but the operator was built with "
-                f"{reduction=}; "
-                + (
-                    "pass reduction='sum' for the Hessian of the loss summed over all the data, or use a "
-                    "loss with reduction='mean' for the Hessian of the mean"
-                    if declared == "sum"
-                    else "the loss of a batch must be a scalar: use reduction='mean' (or 'sum' with "
-                    "reduction='sum' here)"
-                )
-            )
+        check_reduction(loss_fn, reduction, weighting)
         if max_dense_bytes <= 0:
             raise ConfigError(f"curvature: max_dense_bytes must be positive, got {max_dense_bytes=}")
         if chunk_size is not None and chunk_size < 1:
@@ -211,14 +190,7 @@ class CurvatureOperator:
             )
         if loss.dtype != self.dtype and self.dtype == torch.float64 and not self._warned_dtype:
             self._warned_dtype = True
-            warnings.warn(
-                f"curvature: dtype=torch.float64 was asked for, but the loss is computed in {loss.dtype} "
-                "(the model's own loss upcasts logits to float32, as Hugging Face's losses do); products carry "
-                "that precision (about 1e-6 relative): pass loss_fn= computing the loss from the logits in "
-                "float64 for full precision",
-                RavineWarning,
-                stacklevel=caller_stacklevel(),
-            )
+            warn_lower_precision(loss.dtype)
         return loss
 
     def _reseed(self) -> None:

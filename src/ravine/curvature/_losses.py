@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
-from ravine.errors import CurvatureError
+from ravine.curvature._model import caller_stacklevel
+from ravine.errors import ConfigError, CurvatureError, RavineWarning
 
-__all__ = ["declared_reduction", "model_loss", "shifts_labels"]
+__all__ = ["check_reduction", "declared_reduction", "model_loss", "shifts_labels", "warn_lower_precision"]
 
 
 def model_loss(outputs: Any) -> Tensor:
@@ -56,3 +59,40 @@ def declared_reduction(loss_fn: Any) -> str | None:
         return value if isinstance(value, str) else declared_reduction(loss_fn.func)
     value = getattr(loss_fn, "reduction", None)
     return value if isinstance(value, str) else None
+
+
+def check_reduction(loss_fn: Any, reduction: str, weighting: str) -> None:
+    """Refuse unknown options and a ``loss_fn`` whose declared ``reduction`` is not the operator's.
+
+    Raises:
+        ConfigError: With the option to pass (``reduction="sum"``) or the loss to use.
+    """
+    if reduction not in ("mean", "sum"):
+        raise ConfigError(f"curvature: reduction must be 'mean' or 'sum', got {reduction=}")
+    if weighting not in ("auto", "samples", "targets"):
+        raise ConfigError(f"curvature: weighting must be 'auto', 'samples' or 'targets', got {weighting=}")
+    declared = declared_reduction(loss_fn)
+    if declared is not None and declared != reduction:
+        raise ConfigError(
+            f"curvature: loss_fn declares reduction={declared!r} but the operator was built with "
+            f"{reduction=}; "
+            + (
+                "pass reduction='sum' for the Hessian of the loss summed over all the data, or use a "
+                "loss with reduction='mean' for the Hessian of the mean"
+                if declared == "sum"
+                else "the loss of a batch must be a scalar: use reduction='mean' (or 'sum' with "
+                "reduction='sum' here)"
+            )
+        )
+
+
+def warn_lower_precision(dtype: torch.dtype) -> None:
+    """Warn that a float64 request is computed in ``dtype`` inside the loss (once per operator)."""
+    warnings.warn(
+        f"curvature: dtype=torch.float64 was asked for, but the loss is computed in {dtype} "
+        "(the model's own loss upcasts logits to float32, as Hugging Face's losses do); products carry "
+        "that precision (about 1e-6 relative): pass loss_fn= computing the loss from the logits in "
+        "float64 for full precision",
+        RavineWarning,
+        stacklevel=caller_stacklevel(),
+    )
