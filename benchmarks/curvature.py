@@ -952,6 +952,78 @@ def gpt2_main(threads: int, markdown: Path | None) -> None:
     )
 
 
+# ------------------------------------------------------------------ memory of one HVP vs a gradient
+MEMORY_KINDS = ("gradient", "hvp-cached", "hvp-uncached")
+
+
+def memory_probe(kind: str) -> None:
+    """In a fresh process: the rise of peak RSS (``ru_maxrss``) over one gradient or one HVP, printed as JSON.
+
+    The model is GPT-2-shaped with about 10.3M parameters (4 layers, width 384, vocabulary 8,000), float32,
+    one batch of 4 × 64 tokens; its loss is the model's own.
+    """
+    import json
+    import resource
+
+    import transformers
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        n_layer=4, n_embd=384, n_head=6, vocab_size=8000, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    model = transformers.GPT2LMHeadModel(config)
+    ids = torch.randint(0, 8000, (4, 64), generator=torch.Generator().manual_seed(1))
+    batch = {"input_ids": ids, "labels": ids}
+    n = sum(p.numel() for p in model.parameters())
+    operator = HessianOperator(model, data=batch, cache=kind == "hvp-cached")
+    v = torch.randn(n, generator=torch.Generator().manual_seed(2))
+    operator.loss()  # warm up: the first forward's one-off allocations (kernels, thread pools) are not the product's
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    if kind == "gradient":
+        operator.gradient()
+    else:
+        operator.matvec(v)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"kind": kind, "n": n, "peak_rise_kib": after - before, "seconds": seconds}))
+
+
+def memory_main(markdown: Path | None) -> None:
+    import json
+    import subprocess
+
+    rows = {}
+    for kind in MEMORY_KINDS:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.curvature", "--memory-probe", kind],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        rows[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+        log(f"{kind}: {rows[kind]}")
+    base = rows["gradient"]["peak_rise_kib"]
+    section = Section(
+        f"One HVP's peak memory over one gradient's (GPT-2-shaped, n = {rows['gradient']['n']:,}, float32, "
+        "4 × 64 tokens)",
+        ["product", "peak RSS rise", "× gradient's", "time"],
+    )
+    for kind in MEMORY_KINDS:
+        rise = rows[kind]["peak_rise_kib"]
+        section.rows.append(
+            [kind, f"{rise / 1024:.0f} MiB", f"{rise / max(base, 1):.2f}×", fmt_time(rows[kind]["seconds"])]
+        )
+    section.notes.append(
+        "Peak resident set size (ru_maxrss) of a fresh process, after the model and the operator are built and "
+        "one forward pass (loss()) has run, minus before; one process per row (tracemalloc does not see "
+        "torch's CPU allocations)."
+    )
+    elapsed = time.perf_counter() - _START
+    header = f"`.venv/bin/python -m benchmarks.curvature --memory`, {elapsed / 60:.1f} min. {conditions(1)}\n"
+    emit("\n".join(["## Curvature memory on a GPT-2-shaped model\n", header, section.markdown()]), markdown)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -965,7 +1037,15 @@ def main(argv: list[str] | None = None) -> None:
         help="torch threads (default 1: on a shared 2-core machine a second OpenMP thread waits on a busy core)",
     )
     parser.add_argument("--gpt2", action="store_true", help="only the tiny GPT-2 section (Lanczos vs eigsh)")
+    parser.add_argument("--memory", action="store_true", help="only the HVP/gradient peak-memory section")
+    parser.add_argument("--memory-probe", choices=MEMORY_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_probe:
+        memory_probe(args.memory_probe)
+        return
+    if args.memory:
+        memory_main(args.markdown)
+        return
     if args.gpt2:
         gpt2_main(args.threads, args.markdown)
         return
