@@ -157,26 +157,27 @@ def relative_error(values: Tensor, truth: Tensor) -> float:
 
 
 # --------------------------------------------------------------------------------------- peer glue
-_PYHESSIAN: Any = importlib.import_module(
-    "pyhessian.hessian"
-)  # the module; ``pyhessian.hessian`` is the class
+def _pyhessian_module() -> Any:
+    """The module ``pyhessian.hessian`` (``pyhessian.hessian.hessian`` is the class); imported when used."""
+    return importlib.import_module("pyhessian.hessian")
 
 
 @contextmanager
 def pyhessian_counter() -> Iterator[list[int]]:
     """Count PyHessian's HVPs: with ``data=`` every product goes through ``hessian_vector_product``."""
     count = [0]
-    original = _PYHESSIAN.hessian_vector_product
+    module = _pyhessian_module()
+    original = module.hessian_vector_product
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         count[0] += 1
         return original(*args, **kwargs)
 
-    _PYHESSIAN.hessian_vector_product = counted
+    module.hessian_vector_product = counted
     try:
         yield count
     finally:
-        _PYHESSIAN.hessian_vector_product = original
+        module.hessian_vector_product = original
 
 
 @contextmanager
@@ -542,7 +543,7 @@ def hvp_section(problem: Problem, targets: Targets) -> Section:
         "ravine `H @ v` (one vector)": lambda: H.matvec(v),
         "ravine `H @ V`, per vector (block of 16)": lambda: H.matmat(block),
         "PyHessian HVP (reuses the graph of ∇L kept by its constructor)": lambda: (
-            _PYHESSIAN.hessian_vector_product(pyh.gradsH, pyh.params, pyh_v)
+            _pyhessian_module().hessian_vector_product(pyh.gradsH, pyh.params, pyh_v)
         ),
         "hessian-eigenthings `matvec` (autograd double backward)": lambda: eigenthings.matvec(v),
         "curvlinops `H @ v` (jvp of jacrev)": lambda: curvlinops @ v,
@@ -878,6 +879,151 @@ def problem_line(config: Config, threads: int, note: str, n: int, samples: int) 
     )
 
 
+# ------------------------------------------------------------------------ GPT-2-shaped section
+GPT2_TOLS = (1e-3, 1e-6, 1e-8, 1e-10)
+
+
+def tiny_gpt2(dtype: torch.dtype) -> tuple[nn.Module, dict[str, Tensor]]:
+    """A tiny random GPT-2 (2 layers, width 32, vocabulary 200: 33,920 parameters) and 8 sequences of 32 tokens."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        n_layer=2, n_embd=32, n_head=2, vocab_size=200, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    model: nn.Module = transformers.GPT2LMHeadModel(config)
+    model = model.to(dtype)
+    ids = torch.randint(0, 200, (8, 32), generator=torch.Generator().manual_seed(1))
+    return model, {"input_ids": ids, "labels": ids}
+
+
+def gpt2_section(targets: Targets) -> Section:
+    """Lanczos top-5 against SciPy's eigsh on the same (cached, float64) operator of a tiny GPT-2."""
+    model, batch = tiny_gpt2(torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GPT-2's loss is float32 inside (ravine warns about it once)
+        H = HessianOperator(model, data=batch, dtype=torch.float64)
+        H.loss()
+    n = H.shape[0]
+    section = Section(
+        f"Tiny GPT-2 (n = {n:,}, float64, cached): ravine's Lanczos vs SciPy eigsh, top-{TOP}",
+        ["tol", "ravine HVPs", "eigsh HVPs", "ravine time", "eigsh time", "ravine/eigsh time",
+         "ravine outside HVPs", "eigsh outside HVPs", "max |Δλ|/λ₁"],
+    )  # fmt: skip
+    for tol in GPT2_TOLS:
+        ours = Counted(H)
+        start = time.perf_counter()
+        result = lanczos(ours, TOP, tol=tol, max_hvps=3000)
+        ours_time = time.perf_counter() - start
+        theirs = Counted(H)
+        start = time.perf_counter()
+        values, _ = eigsh_top(theirs, tol=tol)
+        theirs_time = time.perf_counter() - start
+        gap = float((result.eigenvalues - values).abs().max() / values[0].abs())
+        section.rows.append([
+            f"{tol:g}", f"{ours.num_hvps}{'' if result.all_converged else ' (not converged)'}",
+            str(theirs.num_hvps), fmt_time(ours_time), fmt_time(theirs_time), f"{ours_time / theirs_time:.2f}×",
+            f"{1 - ours.seconds / ours_time:.0%}", f"{1 - theirs.seconds / theirs_time:.0%}", f"{gap:.1e}",
+        ])  # fmt: skip
+        targets.add(
+            f"GPT-2 tol {tol:g}: HVPs ≤ eigsh's", f"{ours.num_hvps} vs {theirs.num_hvps}",
+            ours.num_hvps <= theirs.num_hvps,
+        )  # fmt: skip
+    section.notes.append(
+        "One run each, sequential (not interleaved): wall-time ratios are indicative only on a shared machine."
+    )
+    return section
+
+
+def gpt2_main(threads: int, markdown: Path | None) -> None:
+    torch.set_num_threads(threads)
+    targets = Targets()
+    section = gpt2_section(targets)
+    target_table = Section("Targets (GPT-2 section)", ["target", "measured", "met"], left=(0, 1, 2))
+    target_table.rows = [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets.lines]
+    elapsed = time.perf_counter() - _START
+    header = (
+        f"`.venv/bin/python -m benchmarks.curvature --gpt2`, {elapsed / 60:.1f} min. {conditions(threads)}\n"
+    )
+    emit(
+        "\n".join(["## Curvature on a tiny GPT-2\n", header, target_table.markdown(), section.markdown()]),
+        markdown,
+    )
+
+
+# ------------------------------------------------------------------ memory of one HVP vs a gradient
+MEMORY_KINDS = ("gradient", "hvp-cached", "hvp-uncached")
+
+
+def memory_probe(kind: str) -> None:
+    """In a fresh process: the rise of peak RSS (``ru_maxrss``) over one gradient or one HVP, printed as JSON.
+
+    The model is GPT-2-shaped with about 10.3M parameters (4 layers, width 384, vocabulary 8,000), float32,
+    one batch of 4 × 64 tokens; its loss is the model's own.
+    """
+    import json
+    import resource
+
+    import transformers
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        n_layer=4, n_embd=384, n_head=6, vocab_size=8000, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    model = transformers.GPT2LMHeadModel(config)
+    ids = torch.randint(0, 8000, (4, 64), generator=torch.Generator().manual_seed(1))
+    batch = {"input_ids": ids, "labels": ids}
+    n = sum(p.numel() for p in model.parameters())
+    operator = HessianOperator(model, data=batch, cache=kind == "hvp-cached")
+    v = torch.randn(n, generator=torch.Generator().manual_seed(2))
+    operator.loss()  # warm up: the first forward's one-off allocations (kernels, thread pools) are not the product's
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    if kind == "gradient":
+        operator.gradient()
+    else:
+        operator.matvec(v)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"kind": kind, "n": n, "peak_rise_kib": after - before, "seconds": seconds}))
+
+
+def memory_main(markdown: Path | None) -> None:
+    import json
+    import subprocess
+
+    rows = {}
+    for kind in MEMORY_KINDS:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.curvature", "--memory-probe", kind],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        rows[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+        log(f"{kind}: {rows[kind]}")
+    base = rows["gradient"]["peak_rise_kib"]
+    section = Section(
+        f"One HVP's peak memory over one gradient's (GPT-2-shaped, n = {rows['gradient']['n']:,}, float32, "
+        "4 × 64 tokens)",
+        ["product", "peak RSS rise", "× gradient's", "time"],
+    )
+    for kind in MEMORY_KINDS:
+        rise = rows[kind]["peak_rise_kib"]
+        section.rows.append(
+            [kind, f"{rise / 1024:.0f} MiB", f"{rise / max(base, 1):.2f}×", fmt_time(rows[kind]["seconds"])]
+        )
+    section.notes.append(
+        "Peak resident set size (ru_maxrss) of a fresh process, after the model and the operator are built and "
+        "one forward pass (loss()) has run, minus before; one process per row (tracemalloc does not see "
+        "torch's CPU allocations)."
+    )
+    elapsed = time.perf_counter() - _START
+    header = f"`.venv/bin/python -m benchmarks.curvature --memory`, {elapsed / 60:.1f} min. {conditions(1)}\n"
+    emit("\n".join(["## Curvature memory on a GPT-2-shaped model\n", header, section.markdown()]), markdown)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -890,7 +1036,19 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="torch threads (default 1: on a shared 2-core machine a second OpenMP thread waits on a busy core)",
     )
+    parser.add_argument("--gpt2", action="store_true", help="only the tiny GPT-2 section (Lanczos vs eigsh)")
+    parser.add_argument("--memory", action="store_true", help="only the HVP/gradient peak-memory section")
+    parser.add_argument("--memory-probe", choices=MEMORY_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_probe:
+        memory_probe(args.memory_probe)
+        return
+    if args.memory:
+        memory_main(args.markdown)
+        return
+    if args.gpt2:
+        gpt2_main(args.threads, args.markdown)
+        return
     config = QUICK if args.quick else FULL
     torch.set_num_threads(args.threads)
     log(f"{'quick' if args.quick else 'full'} run, {args.threads} thread(s): training the model")

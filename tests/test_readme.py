@@ -45,6 +45,7 @@ def test_readme_has_the_library_examples() -> None:
     assert any("RavineMonitorCallback" in block for block in blocks)
     assert any("RavineTrainerCallback" in block for block in blocks)
     assert any("monitor.history" in block and "monitor_figure" in block for block in blocks)
+    assert any("GPT2LMHeadModel" in block for block in blocks) and any("block_spectra" in block for block in blocks)
 
 
 def test_install_lines_name_this_package_and_its_extras() -> None:
@@ -87,6 +88,8 @@ class _HFRegression(nn.Module):
         return {"loss": nn.functional.mse_loss(self.net(x), labels)}
 
 
+# GPT-2's default config has dropout: ravine says, rightly, that it evaluates the Hessian in eval mode
+@pytest.mark.filterwarnings("ignore:curvature. model has BatchNorm/Dropout layers")
 def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ravine
     import ravine.optim as ro
@@ -123,7 +126,11 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             assert callback.monitor is not None and len(callback.monitor.history) > 0
     monitor = namespace["monitor"]
     assert isinstance(monitor, ravine.Monitor)
-    top = namespace["top"]
+    top = namespace["top"]  # the Hugging Face example's, the last to set it
     assert bool(top.all_converged)  # type: ignore[attr-defined]
     for png in ("my-run.png", "spectrum.png", "schedule.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    H = namespace["H"]
+    assert H.num_samples == 6 * 15  # type: ignore[attr-defined]  # counted tokens: 15 per row after the shift
+    spectra = namespace["spectra"]
+    assert [b.name for b in spectra.blocks] == ["attention", "mlp", "embeddings"]  # type: ignore[attr-defined]

@@ -34,6 +34,10 @@ def main(rank: int, world: int, init_file: str, out: str) -> None:
         top = lanczos(H, 3, which="both", tol=1e-10)
         density = spectral_density(H, num_probes=4, num_steps=10, seed=2)
         lone = HessianOperator(model, loss_fn, shard if rank == 0 else [])  # rank 1's shard is empty
+        # dict batches (model(**inputs)), as Hugging Face loaders give, with the cache on and off
+        keyed = [({"input": bx}, by) for bx, by in shard]
+        dict_cached = HessianOperator(model, loss_fn, keyed, cache=True)
+        dict_uncached = HessianOperator(model, loss_fn, keyed, cache=False)
         results = {
             "distributed": H.distributed,
             "products": H @ V,
@@ -46,6 +50,8 @@ def main(rank: int, world: int, init_file: str, out: str) -> None:
             "density_nodes": density.nodes,
             "lone_products": lone @ V,
             "lone_samples": lone.num_samples,
+            "dict_products": (dict_cached @ V, dict_uncached @ V),
+            "dict_samples": dict_cached.num_samples,
         }
         torch.save(results, out)
         # both ranks leave together: a rank tearing gloo down while its peer still talks to it can abort

@@ -189,3 +189,31 @@ def test_hw2_2_gauss_newton_blocks_are_psd_while_the_exact_hessian_has_a_saddle(
     assert min(result.hessian_block_min_eigenvalues) >= -1e-12 * largest
     assert result.diagonal_residual_norm <= 1e-12 * largest and result.coupling_norm > 1e-3
     assert result.negative_mass_in_coupling >= 1.0 - 1e-9
+
+
+def test_float32_lanczos_never_counts_noise_as_curvature() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 3))
+    first = model[0]
+    assert isinstance(first, nn.Linear)
+    with torch.no_grad():
+        first.bias[:12] = -50.0  # half the hidden units are dead: 84 exactly flat directions
+    x, y = torch.randn(200, 6), torch.randint(0, 3, (200,))
+    exact = classify(model, nn.functional.cross_entropy, (x, y), method="dense", dtype=torch.float64)
+    assert exact.counts is not None and exact.counts[2] >= 84
+    point = classify(model, nn.functional.cross_entropy, (x, y), method="lanczos", dtype=torch.float32)
+    assert point.flat_threshold >= point.noise_floor > 10 * torch.finfo(torch.float32).eps * point.lambda_max
+    assert point.shares_stderr is not None and point.shares_bound is not None
+    # noise is not negative curvature: the negative share is the exact one within its error
+    assert abs(point.negative_share - exact.negative_share) <= 3 * point.shares_stderr[1] + 0.02
+    # the zero cluster is not resolved by 60 quadrature nodes: the result says so instead of guessing
+    assert not point.shares_resolved and max(point.shares_bound) > 0.05
+    assert "INCONCLUSIVE" in point.summary()
+
+
+def test_lanczos_shares_resolved_when_the_quadrature_is_exact() -> None:
+    p = problem("mlp-mse")  # n = 38 ≤ num_steps: the Krylov space is the whole space
+    point = classify(p.model, p.loss_fn, (p.x, p.y), method="lanczos", dtype=torch.float32)
+    exact = classify(p.model, p.loss_fn, (p.x, p.y), method="dense")
+    assert point.shares_resolved
+    assert point.negative_share == pytest.approx(exact.negative_share, abs=0.01)  # float32 weights

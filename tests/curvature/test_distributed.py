@@ -80,6 +80,9 @@ def test_two_gloo_ranks_with_unequal_shards_equal_a_single_process(tmp_path: Pat
             result["density_nodes"], density.nodes, rtol=1e-8, atol=1e-12, equal_nan=True
         )
         assert relative_error(result["lone_products"], alone @ V) < 1e-12
+        assert result["dict_samples"] == 36
+        for products in result["dict_products"]:  # dict batches, cached and not: the same all-reduced H
+            assert relative_error(products, H @ V) < 1e-12
     # the all-reduced results are the same on both ranks, to the bit
     assert torch.equal(ranks[0]["products"], ranks[1]["products"])
     assert torch.equal(ranks[0]["eigenvalues"], ranks[1]["eigenvalues"])

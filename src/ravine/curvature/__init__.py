@@ -11,6 +11,8 @@ The lecture's tools, at the scale of a real network:
 - :func:`classify` → :class:`CriticalPoint` (local minimum like / saddle / local maximum like / not a
   critical point / inconclusive) with the minimum ratio as positive / negative / flat shares.
 - :func:`escape` — a step along the negative-curvature eigenvector that lowers the loss.
+- :func:`block_spectra` — per block (module or name pattern) top eigenvalues, λ_min and density, and the
+  heterogeneity across blocks.
 
 Example:
     >>> import torch
@@ -26,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+from ravine.curvature._blocks import BlockSpectra, BlockSpectrum, block_spectra, module_blocks
 from ravine.curvature._critical import CriticalKind, CriticalPoint, classify, classify_hessian
 from ravine.curvature._escape import EscapeResult, escape, escape_hessian
 from ravine.curvature._lanczos import EigenResult, lanczos
@@ -34,6 +37,8 @@ from ravine.curvature._spectrum import SpectralDensity, TraceEstimate, hutchinso
 from ravine.errors import RavineWarning
 
 __all__ = [
+    "BlockSpectra",
+    "BlockSpectrum",
     "CriticalKind",
     "CriticalPoint",
     "EigenResult",
@@ -43,6 +48,7 @@ __all__ = [
     "RavineWarning",
     "SpectralDensity",
     "TraceEstimate",
+    "block_spectra",
     "classify",
     "classify_hessian",
     "escape",
@@ -50,5 +56,6 @@ __all__ = [
     "hutchinson",
     "hutchpp",
     "lanczos",
+    "module_blocks",
     "spectral_density",
 ]

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from ravine.curvature._data import DataLike, batch_size, check_data, iter_batches, move_batch
+from ravine.curvature._data import DataLike, Prepared, Weighting, check_data, iter_batches, prepare
 from ravine.curvature._forward_ad import load_forward_ad
-from ravine.curvature._model import evaluation_mode, human_bytes, select_parameters, warn_about_layers
+from ravine.curvature._kernels import explain, twice_differentiable
+from ravine.curvature._losses import check_reduction, model_loss, shifts_labels, warn_lower_precision
+from ravine.curvature._model import (
+    check_embeddings,
+    evaluation_mode,
+    frozen_entries,
+    human_bytes,
+    select_parameters,
+    warn_about_layers,
+)
 from ravine.errors import (
     ConfigError,
     CurvatureError,
@@ -30,8 +39,9 @@ from ravine.errors import (
 __all__ = ["CurvatureOperator", "LossFn"]
 
 LossFn = Callable[[Any, Any], Tensor]
-PerBatch = Callable[[dict[str, Tensor], dict[str, Tensor], Any, Any], Tensor]
-BatchFn = Callable[[int, dict[str, Tensor], dict[str, Tensor], Any, Any], Tensor | None]
+Reduction = Literal["mean", "sum"]
+PerBatch = Callable[[dict[str, Tensor], dict[str, Tensor], Prepared], Tensor]
+BatchFn = Callable[[float, dict[str, Tensor], dict[str, Tensor], Prepared], Tensor | None]
 
 
 class CurvatureOperator:
@@ -45,8 +55,8 @@ class CurvatureOperator:
     def __init__(
         self,
         model: nn.Module,
-        loss_fn: LossFn,
-        data: DataLike,
+        loss_fn: LossFn | None = None,
+        data: DataLike | None = None,
         *,
         params: Sequence[str] | Sequence[nn.Parameter] | None = None,
         dtype: torch.dtype | None = None,
@@ -57,11 +67,17 @@ class CurvatureOperator:
         chunk_size: int | None = 64,
         allow_zero: bool = False,
         seed: int = 0,
+        reduction: Reduction = "mean",
+        weighting: Weighting = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"curvature: model must be a torch.nn.Module, got {type(model).__name__}")
-        if not callable(loss_fn):
-            raise ConfigError(f"curvature: loss_fn must be callable, got {type(loss_fn).__name__}")
+        if loss_fn is not None and not callable(loss_fn):
+            raise ConfigError(
+                f"curvature: loss_fn must be callable (or None for the model's own outputs.loss), got "
+                f"{type(loss_fn).__name__}"
+            )
+        check_reduction(loss_fn, reduction, weighting)
         if max_dense_bytes <= 0:
             raise ConfigError(f"curvature: max_dense_bytes must be positive, got {max_dense_bytes=}")
         if chunk_size is not None and chunk_size < 1:
@@ -79,6 +95,10 @@ class CurvatureOperator:
         self.model = model
         self.loss_fn = loss_fn
         self.data = data
+        self.reduction: Reduction = reduction
+        self.weighting: Weighting = weighting
+        self._shift = loss_fn is None and shifts_labels(model)
+        self._warned_dtype = False
         self.train_mode = train_mode
         self.max_dense_bytes = int(max_dense_bytes)
         self.chunk_size = chunk_size
@@ -90,6 +110,7 @@ class CurvatureOperator:
         first = named[self._names[0]]
         self.dtype: torch.dtype = dtype or first.dtype
         self.device: torch.device = first.device
+        check_embeddings(model, self._names)
         self._shapes = [named[name].shape for name in self._names]
         self._numels = [named[name].numel() for name in self._names]
         self._numel = sum(self._numels)
@@ -97,6 +118,7 @@ class CurvatureOperator:
         self._num_samples: int | None = None
         self._checked_nonzero = False
         self._batch_seed = 0
+        self._keep = frozen_entries(model, self._names, self.device)
         warn_about_layers(model, train_mode)
 
     # ------------------------------------------------------------------------------------- properties
@@ -153,14 +175,12 @@ class CurvatureOperator:
             out[name] = value.to(self.dtype) if value.is_floating_point() else value
         return out
 
-    def _loss_of(
-        self, variables: dict[str, Tensor], constants: dict[str, Tensor], args: Any, targets: Any
-    ) -> Tensor:
-        outputs = functional_call(self.model, (variables, constants), args)
-        return self._loss_of_outputs(outputs, targets)
+    def _loss_of(self, variables: dict[str, Tensor], constants: dict[str, Tensor], batch: Prepared) -> Tensor:
+        outputs = functional_call(self.model, (variables, constants), batch.args, batch.kwargs)
+        return self._loss_of_outputs(outputs, batch.targets)
 
     def _loss_of_outputs(self, outputs: Any, targets: Any) -> Tensor:
-        loss = self.loss_fn(outputs, targets)
+        loss = model_loss(outputs) if self.loss_fn is None else self.loss_fn(outputs, targets)
         if not isinstance(loss, Tensor):
             raise CurvatureError(f"curvature: loss_fn must return a tensor, got {type(loss).__name__}")
         if loss.dim() != 0:
@@ -168,6 +188,9 @@ class CurvatureOperator:
                 f"curvature: loss_fn must return a scalar (the mean loss of the batch), got shape "
                 f"{tuple(loss.shape)}; use reduction='mean' or call .mean()"
             )
+        if loss.dtype != self.dtype and self.dtype == torch.float64 and not self._warned_dtype:
+            self._warned_dtype = True
+            warn_lower_precision(loss.dtype)
         return loss
 
     def _reseed(self) -> None:
@@ -183,17 +206,19 @@ class CurvatureOperator:
     ) -> Tensor:
         """Size-weighted mean over all batches (and ranks) of ``per_batch``'s result."""
 
-        def weighted(size: int, v: Any, c: Any, args: Any, targets: Any) -> Tensor:
-            return per_batch(v, c, args, targets).detach() * size
+        def weighted(size: float, v: Any, c: Any, batch: Prepared) -> Tensor:
+            return per_batch(v, c, batch).detach() * size
 
         total, count = self._run_batches(what, weighted, params)
         return self._reduce(total, count, empty)
 
     def _run_batches(self, what: str, fn: BatchFn, params: Tensor | None = None) -> tuple[Tensor | None, int]:
-        """Call ``fn(size, variables, constants, args, targets)`` on every non-empty batch; sum the results.
+        """Call ``fn(scale, variables, constants, batch)`` on every non-empty batch; sum the results.
 
-        Runs in the operator's mode (train/eval) with the batch's seed, leaves the global RNG as it was and
-        turns torch.func's errors into :class:`CurvatureError`. Returns the local sum and sample count.
+        ``scale`` is the batch's weight (its rows or counted targets) for a mean loss, 1 for a summed one.
+        Runs in the operator's mode (train/eval) with the batch's seed and twice-differentiable kernels,
+        leaves the global RNG and the user's kernel settings as they were and turns torch's errors into
+        :class:`CurvatureError`. Returns the local sum and the total weight.
         """
         flat = self.parameters_flat() if params is None else params.to(device=self.device, dtype=self.dtype)
         variables = self.unflatten(flat)
@@ -202,32 +227,41 @@ class CurvatureOperator:
         count, index = 0, -1
         try:
             devices = [self.device] if self.device.type == "cuda" else []
-            with evaluation_mode(self.model, self.train_mode), torch.random.fork_rng(devices=devices):
-                for index, batch in enumerate(iter_batches(self.data)):
-                    size = batch_size(batch)
-                    if size == 0:
+            with (
+                evaluation_mode(self.model, self.train_mode),
+                torch.random.fork_rng(devices=devices),
+                twice_differentiable(self.model),
+            ):
+                for index, raw in enumerate(iter_batches(self.data)):
+                    batch = self._prepare(raw, index)
+                    if batch.weight == 0:
                         continue
-                    args, targets = move_batch(batch, self.dtype, self.device)
                     self._batch_seed = self.seed * 1_000_003 + index
                     self._reseed()
-                    value = fn(size, variables, constants, args, targets)
+                    scale = float(batch.weight) if self.reduction == "mean" else 1.0
+                    value = fn(scale, variables, constants, batch)
                     if value is not None:
                         total = value if total is None else total + value
-                    count += size
+                    count += batch.weight
         except RavineError:
             raise
         except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
             raise self._torch_func_error(what, index, error) from error
         return total, count
 
-    def _torch_func_error(self, what: str, index: int, error: Exception) -> CurvatureError:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return CurvatureError(
-            f"curvature: torch.func could not compute the {what} on batch {index} ({type(error).__name__}: "
-            f"{first}). If the model and loss run on this batch outside ravine, an operation is not twice "
-            "differentiable with torch.func (forward-mode AD over reverse mode): custom "
-            "autograd.Functions need setup_context and jvp, and in-place updates of buffers fail"
+    def _prepare(self, raw: Any, index: int) -> Prepared:
+        return prepare(
+            raw,
+            index,
+            dtype=self.dtype,
+            device=self.device,
+            model_loss=self.loss_fn is None,
+            weighting=self.weighting,
+            shift=self._shift,
         )
+
+    def _torch_func_error(self, what: str, index: int, error: Exception) -> CurvatureError:
+        return CurvatureError(explain(what, index, error))
 
     def _reduce(self, total: Tensor | None, count: int, empty: tuple[tuple[int, ...], torch.dtype]) -> Tensor:
         """The mean: all-reduce the sum and the count over the ranks (if distributed), then divide."""
@@ -244,15 +278,15 @@ class CurvatureOperator:
                 "row, a list of such batches or a DataLoader over a non-empty dataset"
             )
         self._num_samples = count
-        return total / count
+        return total / count if self.reduction == "mean" else total
 
     # ------------------------------------------------------------------------------ value, gradient
     def loss(self, params: Tensor | None = None) -> float:
         """Mean loss over all the data, at the current parameters or at a flat vector ``params``."""
 
-        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any) -> Tensor:
+        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], batch: Prepared) -> Tensor:
             with torch.no_grad():
-                return self._loss_of(v, c, args, targets).reshape(1).to(torch.float64)
+                return self._loss_of(v, c, batch).reshape(1).to(torch.float64)
 
         value = float(self._pass("loss", per_batch, ((1,), torch.float64), params)[0].item())
         if not math.isfinite(value):
@@ -264,9 +298,11 @@ class CurvatureOperator:
 
     def gradient(self) -> Tensor:
         """The full-data gradient ∇L as a flat vector (in the operator's dtype)."""
+        return self._gradient_at(None)
 
-        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any) -> Tensor:
-            g, value = grad_and_value(lambda p: self._loss_of(p, c, args, targets))(v)
+    def _gradient_at(self, params: Tensor | None) -> Tensor:
+        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], batch: Prepared) -> Tensor:
+            g, value = grad_and_value(lambda p: self._loss_of(p, c, batch))(v)
             if not torch.isfinite(value):
                 raise NonFiniteError(
                     f"curvature: the loss of a batch is {value.item()}; check the data (NaN/inf inputs or "
@@ -274,14 +310,14 @@ class CurvatureOperator:
                 )
             return self._flatten(g)
 
-        g = self._pass("gradient", per_batch, ((self._numel,), self.dtype))
+        g = self._pass("gradient", per_batch, ((self._numel,), self.dtype), params)
         if not torch.isfinite(g).all():
             raise NonFiniteError("curvature: the gradient has NaN/inf entries; check the data and model")
         return g
 
     # ----------------------------------------------------------------------------------- products
     def _batch_products(
-        self, v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any, vectors: dict[str, Tensor]
+        self, v: dict[str, Tensor], c: dict[str, Tensor], batch: Prepared, vectors: dict[str, Tensor]
     ) -> dict[str, Tensor]:
         raise NotImplementedError
 
@@ -292,18 +328,18 @@ class CurvatureOperator:
         rows = V.T.to(device=self.device, dtype=self.dtype).contiguous()
         step = k if self.chunk_size is None else self.chunk_size
 
-        def one(v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any, u: Tensor) -> Tensor:
-            return self._flatten(self._batch_products(v, c, args, targets, self.unflatten(u)))
+        def one(v: dict[str, Tensor], c: dict[str, Tensor], batch: Prepared, u: Tensor) -> Tensor:
+            return self._flatten(self._batch_products(v, c, batch, self.unflatten(u)))
 
-        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], args: Any, targets: Any) -> Tensor:
+        def per_batch(v: dict[str, Tensor], c: dict[str, Tensor], batch: Prepared) -> Tensor:
             outs = []
             for start in range(0, k, step):
                 block = rows[start : start + step]
                 self._reseed()  # the same dropout mask for every chunk of vectors
                 if block.shape[0] == 1:
-                    outs.append(one(v, c, args, targets, block[0])[None])
+                    outs.append(one(v, c, batch, block[0])[None])
                 else:
-                    outs.append(vmap(lambda u: one(v, c, args, targets, u), randomness="same")(block))
+                    outs.append(vmap(lambda u: one(v, c, batch, u), randomness="same")(block))
             return torch.cat(outs)
 
         result = self._pass(f"{self._what}-vector product", per_batch, ((k, self._numel), self.dtype), params)
@@ -316,7 +352,11 @@ class CurvatureOperator:
             raise ConfigError(
                 f"curvature: matmat expects a tensor of shape ({self._numel}, k) (one column per vector), got {got}"
             )
+        if self._keep is not None:  # frozen entries (padding rows): the operator is P H P
+            V = V * self._keep[:, None].to(V.dtype)
         result = self._products(V)
+        if self._keep is not None:
+            result = result * self._keep[:, None].to(result.dtype)
         self.num_hvps += V.shape[1]
         if not torch.isfinite(result).all():
             raise NonFiniteError(

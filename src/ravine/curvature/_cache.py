@@ -15,7 +15,7 @@ the differentiated parameters, by their values: an in-place update (an optimizer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, TypeAlias
 
@@ -55,11 +55,14 @@ def _tensors(value: Any) -> Iterator[Tensor]:
     elif isinstance(value, tuple | list):
         for item in value:
             yield from _tensors(item)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _tensors(item)
 
 
 def is_replayable(data: object) -> bool:
     """Whether ``data`` is a single batch or a list/tuple of batches (cheap to fingerprint and re-read)."""
-    return isinstance(data, tuple | list)
+    return isinstance(data, tuple | list | Mapping)
 
 
 def fingerprint(model: nn.Module, data: object, settings: tuple[Hashable, ...]) -> tuple[Hashable, ...]:
@@ -109,7 +112,7 @@ class PullbackCache:
         self.setting = setting
         self.max_bytes = int(max_bytes)
         self.over_budget = False
-        self.entries: list[tuple[int, Pullback]] = []
+        self.entries: list[tuple[float, Pullback]] = []
         self.count = 0
         self.estimated_bytes = 0
         self.builds = 0
@@ -149,8 +152,8 @@ class PullbackCache:
         self._flat, self._key, self._filling = flat, key, True
         self.builds += 1
 
-    def offer(self, size: int, pullback: Pullback, graph_bytes: int) -> None:
-        """Keep a batch's pullback if the budget allows; otherwise stop caching this state."""
+    def offer(self, scale: float, weight: int, pullback: Pullback, graph_bytes: int) -> None:
+        """Keep a batch's pullback (its products count ``scale`` times, its weight ``weight``) within budget."""
         if not self._filling:
             return
         if self.estimated_bytes + graph_bytes > self.max_bytes:
@@ -164,8 +167,8 @@ class PullbackCache:
                     "smaller batches, or cache='auto' / cache=False to recompute every product instead"
                 )
             return
-        self.entries.append((size, pullback))
-        self.count += size
+        self.entries.append((scale, pullback))
+        self.count += weight
         self.estimated_bytes += graph_bytes
 
     def finish(self) -> None:
@@ -179,7 +182,9 @@ class PullbackCache:
 
 
 def _is_pair(data: object) -> bool:
-    return isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], Tensor)
+    return isinstance(data, Mapping) or (
+        isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], Tensor)
+    )
 
 
 def apply_pullback(

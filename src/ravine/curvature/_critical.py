@@ -57,6 +57,10 @@ class CriticalPoint:
         shares_bound: Bounds on the quadrature error of the SLQ shares (positive, negative, flat), None if
             exact; the error of a share is within about 3·stderr + bound.
         minimum_ratio_bound: The quadrature error bound of the minimum ratio (0 when exact).
+        noise_floor: The smallest |λ| the working dtype resolves, 10·√n·ε·max|λ| (ε the dtype's machine
+            epsilon); the flat threshold is never below it, so float32 noise never counts as curvature.
+        shares_resolved: Whether the shares are resolved: exact, or every SLQ quadrature bound within
+            ``share_tol``. When False the shares (and the minimum ratio) are inconclusive at that bound.
     """
 
     kind: CriticalKind
@@ -82,6 +86,8 @@ class CriticalPoint:
     min_eigenvector: Tensor
     shares_bound: tuple[float, float, float] | None = None
     minimum_ratio_bound: float = 0.0
+    noise_floor: float = 0.0
+    shares_resolved: bool = True
 
     def summary(self) -> str:
         """One paragraph a person can read."""
@@ -90,6 +96,7 @@ class CriticalPoint:
             if self.counts is not None
             else f"estimated, ± {self.minimum_ratio_stderr:.2f} from the probes, "
             f"± {self.minimum_ratio_bound:.2f} from the quadrature"
+            + ("" if self.shares_resolved else "; INCONCLUSIVE: the quadrature cannot resolve the shares")
         )
         return (
             f"{self.kind.value}: ‖g‖ = {self.gradient_norm:.3g} (critical below {self.grad_tol:g}), "
@@ -109,6 +116,11 @@ def _hessian_kind(upper_min: float, bound: float, lambda_max: float, threshold: 
     return CriticalKind.LOCAL_MINIMUM if lambda_max > threshold else CriticalKind.INCONCLUSIVE
 
 
+def _noise_floor(n: int, dtype: torch.dtype, abs_max: float) -> float:
+    """10·√n·ε·max|λ|: the size of the round-off in a product with H in ``dtype`` (ε its machine epsilon)."""
+    return 10 * math.sqrt(n) * torch.finfo(dtype).eps * abs_max
+
+
 def classify_hessian(
     H: HessianOperator,
     *,
@@ -121,6 +133,7 @@ def classify_hessian(
     num_probes: int = 20,
     num_steps: int = 60,
     seed: int = 0,
+    share_tol: float = 0.05,
 ) -> CriticalPoint:
     """:func:`classify` on an existing :class:`HessianOperator`."""
     if method not in ("auto", "dense", "lanczos"):
@@ -134,15 +147,16 @@ def classify_hessian(
     if method == "dense" or (method == "auto" and n <= max_dense_params):
         values, vectors = torch.linalg.eigh(H.dense().to(torch.float64))
         abs_max = float(values.abs().max())
-        threshold = eps * abs_max
-        roundoff = 10 * math.sqrt(n) * torch.finfo(H.dtype).eps * abs_max
+        roundoff = _noise_floor(n, H.dtype, abs_max)
+        threshold = max(eps * abs_max, roundoff)
         counts = (int((values > threshold).sum()), int((values < -threshold).sum()), 0)
         counts = (counts[0], counts[1], n - counts[0] - counts[1])
         lambda_min, lambda_max = float(values[0]), float(values[-1])
         shares = tuple(c / n for c in counts)
         ratio = counts[0] / max(counts[0] + counts[1], 1)
-        hessian_kind = _hessian_kind(lambda_min, roundoff, lambda_max, max(threshold, roundoff))
+        hessian_kind = _hessian_kind(lambda_min, roundoff, lambda_max, threshold)
         result = {
+            "noise_floor": roundoff,
             "lambda_min_bound": roundoff,
             "shares_stderr": None,
             "minimum_ratio_stderr": 0.0,
@@ -151,19 +165,26 @@ def classify_hessian(
             "min_eigenvector": vectors[:, 0].to(H.dtype),
         }
     else:
-        ends = lanczos(H, 1, which="both", tol=tol, max_hvps=max_hvps, seed=seed)
+        ends = lanczos(
+            H, 1, which="both", tol=max(tol, 10 * torch.finfo(H.dtype).eps), max_hvps=max_hvps, seed=seed
+        )
         lambda_min, lambda_max = float(ends.eigenvalues[0]), float(ends.eigenvalues[-1])
         abs_max = max(abs(lambda_min), abs(lambda_max))
-        threshold = eps * abs_max
-        density = spectral_density(H, num_probes=num_probes, num_steps=num_steps, eps=eps, seed=seed + 1)
+        noise = _noise_floor(n, H.dtype, abs_max)
+        threshold = max(eps * abs_max, noise)
+        relative = threshold / abs_max if abs_max > 0 else eps
+        density = spectral_density(H, num_probes=num_probes, num_steps=num_steps, eps=relative, seed=seed + 1)
         shares = (density.positive_share, density.negative_share, density.flat_share)
         ratio = density.minimum_ratio
         bound = float(ends.residuals[0]) if bool(ends.converged[0]) else math.inf
         hessian_kind = _hessian_kind(lambda_min, bound, lambda_max, threshold)
+        share_bounds = (density.positive_bound, density.negative_bound, density.flat_bound)
         result = {
+            "noise_floor": noise,
+            "shares_resolved": max(share_bounds) <= share_tol,
             "lambda_min_bound": bound,
             "shares_stderr": (density.positive_stderr, density.negative_stderr, density.flat_stderr),
-            "shares_bound": (density.positive_bound, density.negative_bound, density.flat_bound),
+            "shares_bound": share_bounds,
             "minimum_ratio_stderr": density.minimum_ratio_stderr,
             "minimum_ratio_bound": density.minimum_ratio_bound,
             "counts": None,

@@ -70,6 +70,10 @@ class EigenResult:
         tol: The relative tolerance asked for.
         which: Which end(s) of the spectrum.
         restarts: Number of thick restarts.
+        noise_floor: The operator's own error level, 10 × the largest asymmetry |(QᵀHQ − (QᵀHQ)ᵀ)y| seen
+            along a wanted Ritz vector (an exactly symmetric operator has none; one computed partly in
+            float32 has about 1e-7·‖H‖). A pair counts as converged when its residual is within
+            max(tol·scale, noise_floor): a residual below the operator's noise cannot be certified.
     """
 
     eigenvalues: Tensor
@@ -81,6 +85,7 @@ class EigenResult:
     tol: float
     which: str
     restarts: int
+    noise_floor: float = 0.0
 
     @property
     def all_converged(self) -> bool:
@@ -137,7 +142,8 @@ def lanczos(
 ) -> EigenResult:
     r"""The ``k`` largest and/or smallest eigenpairs of a symmetric operator, certified by residuals.
 
-    Stops when every wanted pair has ‖Hx − θx‖ ≤ tol·max|θ|, the Krylov space is the whole space, or
+    Stops when every wanted pair has ‖Hx − θx‖ ≤ tol·max|θ| (or ≤ the operator's own noise floor, where
+    that is larger: see :attr:`EigenResult.noise_floor`), the Krylov space is the whole space, or
     ``max_hvps`` products are spent (pairs then carry ``converged=False``). A residual certifies that an
     eigenvalue lies within it of θ; like any single-vector Krylov method, Lanczos may find only one copy of
     a repeated eigenvalue before its Krylov space becomes invariant (then it continues from a random vector).
@@ -188,7 +194,7 @@ def lanczos(
     Q = torch.zeros(basis, n, dtype=work, device=device)
     HQ = torch.zeros(basis, n, dtype=work, device=device)
     T = torch.zeros(basis, basis, dtype=work, device=device)
-    m, hvps, restarts, exhausted, lost = 0, 0, 0, False, 0.0
+    m, hvps, restarts, exhausted, lost, noise = 0, 0, 0, False, 0.0, 0.0
     while True:
         hq = matmat(q[:, None].to(dtype)).to(work)[:, 0]
         hvps += 1
@@ -212,12 +218,15 @@ def lanczos(
         scale = float(theta.abs().max())
         # ‖(HQ − Q·T)y‖² = (‖w‖·y_m)² + ‖(T − Tsym)y‖²: the residuals without touching the basis
         Yw = Y[:, index]
-        estimate = ((outside * Yw[-1]) ** 2 + ((Tm - symmetric) @ Yw).pow(2).sum(0)).sqrt() + lost
-        likely = index.shape[0] >= wanted_count and bool((estimate <= tol * max(scale, 1e-300)).all())
+        skew = ((Tm - symmetric) @ Yw).pow(2).sum(0)
+        noise = max(noise, 10 * float(skew.max().sqrt()))
+        limit = max(tol * max(scale, 1e-300), noise)
+        estimate = ((outside * Yw[-1]) ** 2 + skew).sqrt() + lost
+        likely = index.shape[0] >= wanted_count and bool((estimate <= limit).all())
         if likely or exhausted or hvps >= max_hvps:  # certify with the exact residuals
             X = Qm.T @ Yw
             residuals = (HQm.T @ Yw - X * theta[index]).norm(dim=0)
-            converged = residuals <= tol * max(scale, 1e-300)
+            converged = residuals <= limit
             done = index.shape[0] >= wanted_count and bool(converged.all())
             if done or exhausted or hvps >= max_hvps:
                 break
@@ -251,4 +260,5 @@ def lanczos(
         tol=tol,
         which=which,
         restarts=restarts,
+        noise_floor=noise,
     )

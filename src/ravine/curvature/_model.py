@@ -8,17 +8,26 @@
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
-from ravine.errors import ConfigError, RavineWarning
+from ravine.errors import ConfigError, RavineWarning, UnsupportedError
 
-__all__ = ["evaluation_mode", "human_bytes", "select_parameters", "warn_about_layers"]
+__all__ = [
+    "check_embeddings",
+    "evaluation_mode",
+    "frozen_entries",
+    "human_bytes",
+    "select_parameters",
+    "warn_about_layers",
+]
 
 _STOCHASTIC = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
 _PACKAGE = str(Path(__file__).resolve().parents[1])
@@ -54,11 +63,12 @@ def select_parameters(model: nn.Module, params: Sequence[str] | Sequence[nn.Para
 
     Args:
         model: The network.
-        params: Parameter names, the model's parameters themselves, or None for all that require grad.
+        params: Parameter names, name patterns (``fnmatch``: ``"transformer.h.*.attn.*"`` — ``*`` also
+            matches dots), the model's parameters themselves, or None for all that require grad.
 
     Raises:
-        ConfigError: No parameter requires grad, a name is unknown, a tensor is not one of the model's
-            parameters, a selected parameter is frozen, or a parameter is listed twice.
+        ConfigError: No parameter requires grad, a name is unknown, a pattern matches nothing, a tensor is
+            not one of the model's parameters, a selected parameter is frozen, or a parameter is listed twice.
     """
     named = dict(model.named_parameters())
     if params is None:
@@ -76,7 +86,15 @@ def select_parameters(model: nn.Module, params: Sequence[str] | Sequence[nn.Para
     by_id = {id(p): name for name, p in named.items()}
     selected: list[str] = []
     for item in params:
-        if isinstance(item, str):
+        if isinstance(item, str) and item not in named and any(ch in item for ch in "*?["):
+            matched = [name for name in named if fnmatch.fnmatchcase(name, item)]
+            if not matched:
+                raise ConfigError(
+                    f"curvature: the pattern {item!r} matches no parameter name; the model has "
+                    f"{sorted(named)[:12]}"
+                )
+            selected += [name for name in matched if named[name].requires_grad and name not in selected]
+        elif isinstance(item, str):
             if item not in named:
                 raise ConfigError(
                     f"curvature: no parameter named {item!r}; the model has {sorted(named)[:12]}"
@@ -100,8 +118,12 @@ def select_parameters(model: nn.Module, params: Sequence[str] | Sequence[nn.Para
 
 
 def warn_about_layers(model: nn.Module, train_mode: bool) -> None:
-    """Warn (:class:`RavineWarning`) what happens to the model's BatchNorm and Dropout layers, if any."""
-    found = [name or type(m).__name__ for name, m in model.named_modules() if isinstance(m, _STOCHASTIC)]
+    """Warn (:class:`RavineWarning`) what happens to the model's BatchNorm and Dropout layers (p > 0), if any."""
+    found = [
+        name or type(m).__name__
+        for name, m in model.named_modules()
+        if isinstance(m, _STOCHASTIC) and not (isinstance(m, nn.modules.dropout._DropoutNd) and m.p == 0)
+    ]
     if not found:
         return
     if train_mode:
@@ -144,3 +166,52 @@ def evaluation_mode(model: nn.Module, train_mode: bool) -> Iterator[None]:
             module.training = training
         for batchnorm, track in tracking:
             batchnorm.track_running_stats = track
+
+
+def _embeddings(
+    model: nn.Module, names: Sequence[str]
+) -> Iterator[tuple[str, nn.Embedding | nn.EmbeddingBag]]:
+    """The embedding layers whose weight is among the selected parameters, with that weight's name."""
+    chosen = set(names)
+    by_id = {id(p): name for name, p in model.named_parameters()}
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+            name = by_id.get(id(module.weight))
+            if name in chosen:
+                yield name, module
+
+
+def check_embeddings(model: nn.Module, names: Sequence[str]) -> None:
+    """Refuse sparse embeddings: their gradients are sparse tensors, which torch.func cannot differentiate.
+
+    Raises:
+        UnsupportedError: A selected embedding has ``sparse=True``.
+    """
+    sparse = [name for name, module in _embeddings(model, names) if module.sparse]
+    if sparse:
+        raise UnsupportedError(
+            f"curvature: the embedding(s) {sparse} were built with sparse=True, whose sparse gradients have no "
+            "second derivative in torch.func; build them with sparse=False (the Hessian is the same), or "
+            "leave them out of params"
+        )
+
+
+def frozen_entries(model: nn.Module, names: Sequence[str], device: torch.device) -> Tensor | None:
+    """A flat 0/1 mask that is 0 on the padding rows of selected embeddings (``padding_idx``), or None.
+
+    autograd zeroes the gradient of a padding row, so the second derivative seen through the gradient is not
+    symmetric there; ravine treats those rows as frozen parameters (products are P H P, P the projection
+    off them), which is symmetric and the same on every path.
+    """
+    padded = {name: module.padding_idx for name, module in _embeddings(model, names)}
+    padded = {name: index for name, index in padded.items() if index is not None}
+    if not padded:
+        return None
+    named = dict(model.named_parameters())
+    pieces = []
+    for name in names:
+        keep = torch.ones(named[name].shape, dtype=torch.bool, device=device)
+        if name in padded:
+            keep[padded[name]] = False
+        pieces.append(keep.reshape(-1))
+    return torch.cat(pieces)
