@@ -28,7 +28,12 @@ already taken (0 first, as torch's LR schedulers); ``schedule.table(n)`` → flo
 ``effective_lr(p)``, ``momentum_buffer(p)``, ``lr_summary(model.named_parameters())`` → :class:`LayerLR`,
 computed on demand from state. NaN/Inf gradients raise :class:`~ravine.errors.NonFiniteError` before any
 change (``nonfinite="skip"`` skips and counts). Presets ``sgd, momentum, adagrad, rmsprop, adam, adamw,
-radam`` take torch.optim's argument names and defaults and match torch.optim to rtol 1e-5 (float32).
+radam`` and ``nadam, adamax, adadelta, rprop`` take torch.optim's argument names, defaults and keywords
+(``maximize``, ``foreach``; ``fused``/``capturable``/``differentiable`` refused with what to use instead) and
+match torch.optim to rtol 1e-5 (float32); ``lion`` follows Chen et al. 2023. More parts: NAdam, Adamax,
+Adadelta, Lion, Rprop; ClipByGlobalNorm, ClipByValue, AdaptiveClip (pre-clip norm kept); MultiSteps;
+weight-decay masks (``mask="matrices"``, :func:`weight_decay_groups`). ``state_dict()`` is plain data
+(``torch.load(weights_only=True)``); complex parameters are updated as torch does (``view_as_real``).
 
 Example:
     >>> import torch

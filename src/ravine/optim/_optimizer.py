@@ -1,8 +1,9 @@
 r"""The ``torch.optim.Optimizer`` adapter around a chain of transforms.
 
-Per parameter, ``optimizer.state[p]`` holds ``"step"`` (a Python int: updates taken by this parameter) and the
-chain's state tensors under their keys (``"exp_avg"``, ``"momentum_buffer"``, ... — torch's names), so
-``state_dict()`` / ``load_state_dict()`` work as in torch and a resumed run continues bit-identically.
+Per parameter, ``optimizer.state[p]`` holds ``"step"`` (a 0-d float32 CPU tensor, as torch's: updates taken
+by this parameter) and the chain's state tensors under their keys (``"exp_avg"``, ``"momentum_buffer"``, ... —
+torch's names), so ``state_dict()`` / ``load_state_dict()`` work as in torch, a resumed run continues
+bit-identically, and torch's own states load exactly (:mod:`ravine.optim._checkpoint`).
 
 Each step: (1) gather the parameters that have a gradient; sparse gradients raise
 :class:`~ravine.errors.UnsupportedError`; (2) unless ``nonfinite="off"``, check all gradients of all groups
@@ -10,7 +11,11 @@ for NaN/Inf with one fused reduction — by default raise :class:`~ravine.errors
 parameter or state is touched*; with ``nonfinite="skip"`` skip the whole step and count it in
 :attr:`ChainOptimizer.skipped_steps`; (3) per group, η_t = group["lr"] × schedule(step − 1) and the chain's
 fused :meth:`~ravine.optim.Transform.apply` updates state and parameters with ``torch._foreach_*`` ops
-(``foreach=False``: the same code one parameter at a time).
+(group ``foreach=False``: the same code one parameter at a time; ``maximize=True``: on −g).
+
+Under ``torch.compile`` the step traces without a graph break (step counts, bias corrections and
+schedules stay tensors: one graph for every step) and the NaN/Inf guard skips inside the graph instead of
+raising (see :meth:`ChainOptimizer.step`).
 """
 
 from __future__ import annotations
