@@ -121,3 +121,13 @@ def test_every_experiment_has_a_figure_and_a_caption_that_says_what_to_look_at()
     assert all("Look" in caption for caption in CAPTIONS.values())
     assert all(len(caption) > 100 for caption in CAPTIONS.values())
     assert not math.isnan(len(CAPTIONS))
+
+
+def test_variation_under_one_percent_reads_as_flat() -> None:
+    ax = new_figure().add_subplot()
+    ax.plot([1, 2, 3], [1.0770e-4, 1.0795e-4, 1.0780e-4])
+    assert scale_to_data(ax) is False
+    low, high = ax.get_ylim()
+    assert low == pytest.approx(1.0782e-4 * 0.99, rel=1e-3) and high == pytest.approx(
+        1.0782e-4 * 1.01, rel=1e-3
+    )

@@ -53,7 +53,8 @@ def scale_to_data(ax: Axes, *, axis: Literal["x", "y"] = "y", min_ratio: float =
 
     A log axis over a narrow range (a loss that stays within 1% of 483.5, say) shows one odd tick such as
     "4.835×10²"; a linear axis then prints plain numbers, without an offset such as "1e−7 + 1" that would make
-    round-off look like swings. Call it after plotting. Returns whether the axis is logarithmic.
+    round-off look like swings, and data that vary by less than 1% get an axis ±1% around their mean, so that
+    they read as the flat line they are. Call it after plotting. Returns whether the axis is logarithmic.
 
     Example:
         >>> ax = new_figure().add_subplot()
@@ -78,5 +79,11 @@ def scale_to_data(ax: Axes, *, axis: Literal["x", "y"] = "y", min_ratio: float =
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
     else:
         (ax.set_yscale if axis == "y" else ax.set_xscale)("linear")
-        ax.ticklabel_format(axis=axis, style="plain", useOffset=False)
+        # powers of ten only for very small or large values (as ×10ⁿ over the axis), never an offset
+        ax.ticklabel_format(axis=axis, style="sci", scilimits=(-3, 5), useOffset=False)
+        if len(values):
+            middle, spread = float(np.mean(values)), float(values.max() - values.min())
+            if middle != 0 and spread < 0.01 * abs(middle):  # under 1%: round-off, not a swing; show it flat
+                half = 0.01 * abs(middle)
+                (ax.set_ylim if axis == "y" else ax.set_xlim)(middle - half, middle + half)
     return bool(wide)
