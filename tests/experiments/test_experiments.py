@@ -31,8 +31,10 @@ def _figure_has_axes(name: str, result: object) -> None:
     assert figure.axes
 
 
-def test_registry_lists_the_six_experiments_with_presets() -> None:
-    assert sorted(REGISTRY) == ["adaptive", "batch", "landscape", "minimum-ratio", "momentum", "warmup"]
+def test_registry_lists_the_seven_experiments_with_presets() -> None:
+    assert sorted(REGISTRY) == [
+        "adaptive", "batch", "block-heterogeneity", "landscape", "minimum-ratio", "momentum", "warmup"
+    ]  # fmt: skip
     for entry in REGISTRY.values():
         quick, full = entry.config("quick"), entry.config("full")
         assert dataclasses.is_dataclass(quick) and quick != full
@@ -173,6 +175,16 @@ TINY: dict[str, dict[str, Any]] = {
     "adaptive": {"hidden": 8, "steps": 12, "checkpoints": 1, "tune": ""},
     "warmup": {"steps": 6, "warmup_steps": 3, "seeds": 1, "early_steps": 3, "streams": 2, "batch_size": 8},
     "landscape": {"hidden": 8, "steps": 20, "snapshot_every": 10, "grid": 3, "line_points": 5},
+    "block-heterogeneity": {
+        "d_model": 8,
+        "channels": 3,
+        "hessian_samples": 16,
+        "num_probes": 1,
+        "num_steps": 6,
+        "steps": 10,
+        "sgd_lrs": (0.1,),
+        "adam_lrs": (1e-2,),
+    },
 }
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ravine.report._figures import new_figure, scale_to_data
+from ravine.report.blocks import block_heterogeneity_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -253,6 +254,7 @@ FIGURES: dict[str, Callable[[Any], Figure]] = {
     "adaptive": adaptive_figure,
     "warmup": warmup_figure,
     "landscape": landscape_figure,
+    "block-heterogeneity": block_heterogeneity_figure,
 }
 """Experiment name (a key of :data:`ravine.experiments.REGISTRY`) → the function that draws its result."""
 
@@ -277,5 +279,9 @@ CAPTIONS: dict[str, str] = {
     "landscape": "Left: the loss on the straight line from the initialisation (α = 0) to the solution (α = 1). "
     "Look for a barrier on the way down. Middle: a filter-normalised random 2-D slice around the solution "
     "(the star). Right: the plane of the trajectory's first two principal components, with the path taken.",
+    "block-heterogeneity": "Top: each Hessian block's λ_max and |λ_min| (log scale), transformer left, CNN right. Look "
+    "at how far apart the blocks sit: the lecture (via Zhang et al.) expects the transformer's blocks to span "
+    "orders of magnitude and the CNN's to cluster. Bottom: SGD and Adam training curves at each one's best rate; "
+    "expect SGD to trail Adam more on the transformer.",
 }
 """Experiment name → a caption that says what to look at in its figure."""
