@@ -242,6 +242,16 @@ class Monitor:
             return Verdict(VerdictKind.HEALTHY, "no steps recorded yet", -1)
         return self._verdict
 
+    def flush(self) -> None:
+        """Move the pending rows to :attr:`history` and the loggers now (one host synchronisation; the
+        monitor does this by itself every ``flush_every`` steps and at each verdict)."""
+        try:
+            self._flush(keep_last=True)
+        except Exception as error:
+            if self.strict:
+                raise
+            self._fail("flush", error)
+
     def close(self) -> None:
         """Remove the optimizer hooks, flush, and close the loggers; the monitor's data stays readable."""
         if self._closed:
