@@ -35,7 +35,7 @@ def test_healthy_false_alarms(name: str) -> None:
     judged = alarms = 0
     for seed in HEALTHY_SEEDS:
         result = run_scenario(HEALTHY[name], seed=seed, steps=HEALTHY_STEPS)
-        kinds = [kind for _, kind in result.monitor.timeline]
+        kinds = [kind for _, kind in result.monitor.regimes.reported]
         judged += len(kinds)
         alarms += sum(kind is not VerdictKind.HEALTHY for kind in kinds)
     # ≤ 1% of the verdicts given on healthy training (one verdict every 25 steps).

@@ -58,6 +58,9 @@ class CurvatureNoise:
     snr: float
     noise_scale: float
     grad_norm: float
+    trace_sigma: float = math.nan
+    signal: float = math.nan
+    objective_grad_norm: float = math.nan
 
 
 def probe_curvature_noise(
@@ -67,20 +70,25 @@ def probe_curvature_noise(
     *,
     train_batch_size: int,
     half_sizes: Sequence[int],
+    coupled_decay: float = 0.0,
 ) -> CurvatureNoise:
     """Curvature along ``direction`` and the gradient noise from two half-batch losses.
 
     With g_A, g_B the half-batch gradients (b_A, b_B samples) and g their mean, tr Σ ≈ ‖g_A − g_B‖² / (1/b_A +
     1/b_B); the signal ‖E g‖² ≈ ‖g‖² − tr Σ/(b_A + b_B). For the last update d, dᵀHd comes from one
     Hessian-vector product; the gradient that made d is estimated as g_prev ≈ g − Hd (exact on a quadratic), so
-    ``overshoot = dᵀHd / (−g_prevᵀd)`` is the step's length over the 1-D optimum along d.
+    ``overshoot = dᵀHd / (−g_prevᵀd)`` is the step's length over the 1-D optimum along d. With coupled weight
+    decay λ the objective is L + λ‖θ‖²/2: its gradient g + λθ and Hessian H + λI are used throughout. A step
+    that was not a descent direction for the estimated gradient (g_prevᵀd ≥ 0, common with momentum, adaptive
+    denominators and noisy batches) has no 1-D optimum ahead: its overshoot is NaN, not infinite. A negative
+    signal estimate is kept as measured (``signal``) but the SNR is then 0 and the noise scale infinite.
     """
     want_hvp = direction is not None
     losses = [closure() for closure in halves]
     grads_per_half = [_grads(loss, params, create_graph=want_hvp) for loss in losses]
     if len(grads_per_half) == 1:
         g = grads_per_half[0]
-        snr = noise_scale = math.nan
+        snr = noise_scale = trace_sigma = signal = math.nan
     else:
         ga, gb = grads_per_half
         na, nb = half_sizes
@@ -95,9 +103,14 @@ def probe_curvature_noise(
             trace_sigma = diff / (1.0 / na + 1.0 / nb)
             signal = float(_dot(g, g)) - trace_sigma / total
             noise_train = trace_sigma / max(train_batch_size, 1)
-            snr = signal / noise_train if noise_train > 0 else math.inf
+            snr = max(signal, 0.0) / noise_train if noise_train > 0 else math.inf
             noise_scale = trace_sigma / signal if signal > 0 else math.inf
-    grad_norm = math.sqrt(max(float(_dot([x.detach() for x in g], [x.detach() for x in g])), 0.0))
+    detached = [x.detach() for x in g]
+    grad_norm = math.sqrt(max(float(_dot(detached, detached)), 0.0))
+    objective = detached
+    if coupled_decay > 0:
+        objective = [x + coupled_decay * p.detach() for x, p in zip(detached, params, strict=True)]
+    objective_grad_norm = math.sqrt(max(float(_dot(objective, objective)), 0.0))
     curvature = overshoot = math.nan
     if direction is not None:
         d_norm2 = float(_dot(direction, direction))
@@ -105,8 +118,17 @@ def probe_curvature_noise(
             gd = _dot(g, [d.to(x.dtype) for d, x in zip(direction, g, strict=True)])
             hd = torch.autograd.grad(gd.to(g[0].dtype) if g else gd, params, allow_unused=True)
             hd_list = [torch.zeros_like(p) if h is None else h for h, p in zip(hd, params, strict=True)]
-            dhd = float(_dot(direction, hd_list))
+            dhd = float(_dot(direction, hd_list)) + coupled_decay * d_norm2
             curvature = dhd / d_norm2
-            g_prev_d = float(gd.detach()) - dhd
-            overshoot = dhd / -g_prev_d if g_prev_d < 0 else math.inf
-    return CurvatureNoise(curvature, overshoot, snr, noise_scale, grad_norm)
+            g_prev_d = float(_dot(objective, direction)) - dhd
+            overshoot = dhd / -g_prev_d if g_prev_d < 0 else math.nan
+    return CurvatureNoise(
+        curvature,
+        overshoot,
+        snr,
+        noise_scale,
+        grad_norm,
+        trace_sigma,
+        signal,
+        objective_grad_norm,
+    )

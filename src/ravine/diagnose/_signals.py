@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ravine.diagnose._terms import effective_lrs
+
 __all__ = ["UpdateSample", "UpdateTracker", "effective_lr_stats", "layer_grad_norms"]
 
 
@@ -174,41 +176,8 @@ def effective_lr_stats(
     optimizer: torch.optim.Optimizer | None, params: Sequence[torch.Tensor]
 ) -> tuple[float, float]:
     """Largest and median per-element η/σ, from ravine's optimizer or from torch's adaptive optimizers' state."""
-    if optimizer is None:
-        return math.nan, math.nan
-    pieces: list[torch.Tensor] = []
-    with torch.no_grad():
-        effective_lr = getattr(optimizer, "effective_lr", None)
-        if callable(effective_lr):
-            for p in params:
-                value = effective_lr(p)
-                if isinstance(value, torch.Tensor):
-                    pieces.append(value.detach().reshape(-1).float())
-        else:
-            for group in optimizer.param_groups:
-                lr = float(group.get("lr", math.nan))
-                eps = float(group.get("eps", 1e-8))
-                for p in group["params"]:
-                    sigma = _sigma(optimizer, group, optimizer.state.get(p, {}))
-                    if sigma is not None:
-                        pieces.append((lr / (sigma + eps)).reshape(-1).float())
+    pieces = [e.reshape(-1).float() for e in effective_lrs(optimizer, params) if e is not None]
     if not pieces:
         return math.nan, math.nan
     flat = torch.cat(pieces)
     return float(flat.max()), float(flat.median())
-
-
-def _sigma(
-    optimizer: torch.optim.Optimizer, group: dict[str, object], state: dict[str, torch.Tensor]
-) -> torch.Tensor | None:
-    """σ of torch's Adagrad (sqrt of the sum of g²), Adam/AdamW (bias-corrected), RMSprop; None otherwise."""
-    if isinstance(optimizer, torch.optim.Adagrad) and "sum" in state:
-        return state["sum"].sqrt()
-    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)) and "exp_avg_sq" in state:
-        betas = group["betas"]
-        assert isinstance(betas, tuple)
-        t = float(state["step"])
-        return torch.sqrt(state["exp_avg_sq"] / (1 - float(betas[1]) ** t))
-    if isinstance(optimizer, torch.optim.RMSprop) and "square_avg" in state:
-        return torch.sqrt(state["square_avg"])
-    return None
