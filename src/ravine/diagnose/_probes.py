@@ -2,39 +2,21 @@
 
 The Hessian's extreme eigenvalues (plateau classification) come from :mod:`ravine.curvature`, not from here.
 Every probe runs on the live model by double backward (``torch.autograd.grad`` with ``create_graph=True``), so
-it never touches ``p.grad``. To leave the training trajectory bit-identical it saves and restores the global
-RNG (dropout draws) and the module buffers (BatchNorm running statistics) around itself.
+it never touches ``p.grad``. To leave the training trajectory bit-identical the monitor runs it under
+:func:`~ravine.diagnose._isolation.isolated` (private generators for dropout, module buffers restored).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-__all__ = ["CurvatureNoise", "isolated", "probe_curvature_noise"]
+__all__ = ["CurvatureNoise", "probe_curvature_noise"]
 
 Tensors = list[torch.Tensor]
-
-
-@contextlib.contextmanager
-def isolated(model: nn.Module) -> Iterator[None]:
-    """Run a probe without side effects on the model's buffers or on the global RNG."""
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    devices = sorted(
-        {b.device.index for b, _ in buffers if b.device.type == "cuda" and b.device.index is not None}
-    )
-    with torch.random.fork_rng(devices=devices, enabled=True):
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for buffer, saved in buffers:
-                    buffer.copy_(saved)
 
 
 def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -5,7 +5,8 @@ update and the half-batch gradient noise (:mod:`ravine.diagnose._probes`), the g
 optimizer actually minimises (with its coupled weight decay), dead units and the constant predictor's loss
 (:mod:`ravine.diagnose._units`), the relative gradient through depth, and — only when the rules ask for it —
 the (preconditioned) sharpness against the optimizer's stability limit (:mod:`ravine.diagnose._sharpness`).
-Every pass runs under :func:`~ravine.diagnose._probes.isolated` (global RNG and module buffers restored).
+Every pass runs under :func:`~ravine.diagnose._isolation.isolated` (nested in the monitor's own block: private
+generators for dropout, module buffers restored).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import torch
 
-from ravine.diagnose._probes import isolated, probe_curvature_noise
+from ravine.diagnose._isolation import isolated
+from ravine.diagnose._probes import probe_curvature_noise
 from ravine.diagnose._records import ProbeRecord
 from ravine.diagnose._sharpness import measure_sharpness
 from ravine.diagnose._signals import effective_lr_stats
