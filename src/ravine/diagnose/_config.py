@@ -61,7 +61,6 @@ class Thresholds:
     small_sensitivity: float = 1e-3
     stuck_factor: float = 3.0
     constant_margin: float = 0.02
-    collapse_spread: float = 0.01
     dead_share: float = 0.9
     depth_ratio: float = 1e3
     edge_ratio: float = 0.9
