@@ -16,7 +16,15 @@ from torch import nn
 
 from ravine.errors import ConfigError, UnsupportedError
 
-__all__ = ["StepCounter", "check_closure", "check_loss", "check_model", "check_optimizer", "unwrap"]
+__all__ = [
+    "StepCounter",
+    "check_closure",
+    "check_loss",
+    "check_model",
+    "check_optimizer",
+    "unwrap",
+    "unwrap_model",
+]
 
 
 def unwrap(optimizer: Any) -> Any:
@@ -29,10 +37,23 @@ def unwrap(optimizer: Any) -> Any:
     return optimizer
 
 
-def check_model(model: object) -> list[tuple[str, nn.Parameter]]:
-    """The model's trainable (name, parameter) pairs; refuses non-modules, frozen and meta-device models."""
+def unwrap_model(model: object) -> nn.Module:
+    """The module inside ``DistributedDataParallel`` / ``DataParallel`` (probes differentiate twice, which
+    DDP's gradient hooks do not support, and must not start collectives); any other module as it is."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"Monitor: model must be a torch.nn.Module, got {type(model).__name__}")
+    wrappers: tuple[type, ...] = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+    module: nn.Module = model
+    while isinstance(module, wrappers):
+        inner = getattr(module, "module", None)
+        if not isinstance(inner, nn.Module):
+            break
+        module = inner
+    return module
+
+
+def check_model(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The model's trainable (name, parameter) pairs; refuses frozen and meta-device models."""
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ConfigError("Monitor: the model has no trainable parameters (all have requires_grad=False)")

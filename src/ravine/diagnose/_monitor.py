@@ -40,6 +40,7 @@ from ravine.diagnose._inputs import (
     check_optimizer,
     check_probe_loss,
     unwrap,
+    unwrap_model,
 )
 from ravine.diagnose._isolation import ProbeGenerators, isolated
 from ravine.diagnose._live import Live, VerdictCallback
@@ -124,6 +125,7 @@ class Monitor:
             raise ConfigError(f"Monitor: seed must be an integer >= 0, got {seed=!r}")
         self.config = check_config(config)
         optimizer = unwrap(optimizer)
+        model = unwrap_model(model)
         named = check_model(model)
         # Parameters ordered by (device, dtype) group, so that flat buffers line up with them.
         keys: dict[tuple[torch.device, torch.dtype], int] = {}

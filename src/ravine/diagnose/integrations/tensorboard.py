@@ -51,16 +51,25 @@ class TensorBoardLogger:
         if not isinstance(prefix, str) or not prefix:
             raise ConfigError(f"TensorBoardLogger: prefix must be a non-empty string, got {prefix!r}")
         writer_class = _writer_class()
+        self._writer: Any = None
         if isinstance(log_dir, writer_class):
-            self.writer, self._owned = log_dir, False
+            self._writer, self._owned = log_dir, False
         elif isinstance(log_dir, (str, Path)):
-            self.writer, self._owned = writer_class(log_dir=str(log_dir), flush_secs=flush_secs), True
+            self._owned = True
         else:
             raise ConfigError(
                 f"TensorBoardLogger: log_dir must be a folder or a SummaryWriter, got {type(log_dir).__name__}"
             )
+        self.log_dir, self.flush_secs, self._writer_class = log_dir, flush_secs, writer_class
         self.prefix = prefix
         self._kind: VerdictKind | None = None
+
+    @property
+    def writer(self) -> Any:
+        """The ``SummaryWriter`` (opened on first use, so that a rank that never logs creates no files)."""
+        if self._writer is None:
+            self._writer = self._writer_class(log_dir=str(self.log_dir), flush_secs=self.flush_secs)
+        return self._writer
 
     def log_signals(self, step: int, values: dict[str, float]) -> None:
         """One row: each finite signal as a scalar at ``step``."""
@@ -85,10 +94,14 @@ class TensorBoardLogger:
 
     def flush(self) -> None:
         """Write what is buffered to disk."""
-        self.writer.flush()
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self) -> None:
         """Flush, and close the writer if this logger opened it."""
-        self.writer.flush()
+        if self._writer is None:
+            return
+        self._writer.flush()
         if self._owned:
-            self.writer.close()
+            self._writer.close()
+            self._writer = None
