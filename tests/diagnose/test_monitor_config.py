@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ravine.diagnose import History, Monitor, MonitorConfig, Thresholds
+from ravine.diagnose._cadence import ProbeCadence
 from ravine.errors import ConfigError
 
 
@@ -104,6 +105,8 @@ def test_a_long_monitored_run_keeps_bounded_records() -> None:
     config = MonitorConfig(
         judge_every=100,
         probe_every=50,
+        probe_budget=0.0,
+        probe_max_every=50,
         history_window=256,
         max_records=5,
         thresholds=Thresholds(burst_memory=50),
@@ -122,3 +125,19 @@ def test_a_long_monitored_run_keeps_bounded_records() -> None:
     assert 700 < monitor.history.columns["loss"].exact_from < 1_000  # older rows are downsampled
     assert len(monitor.probes) == 16 + 5 and monitor.probes.dropped == 8
     assert monitor.probes[0].step == 50 and monitor.probes[-1].step == 1_450
+
+
+def test_probe_cadence_backs_off_while_steady_and_keeps_to_its_time_budget() -> None:
+    cadence = ProbeCadence(25, max_every=100, budget=0.05)
+    cadence.step_seconds = 0.1
+    steps = []
+    for steady in (True, True, True, False, True):
+        step = cadence.next
+        assert cadence.due(step) and not cadence.due(step - 1)
+        cadence.done(step, seconds=0.01, steady=steady)  # cheap probes: the budget does not bind
+        steps.append(cadence.interval)
+    assert steps == [50, 100, 100, 25, 50]
+    cadence.done(cadence.next, seconds=0.3, steady=False)  # 0.3 s / (5% of 0.1 s per step) = 60 steps
+    assert cadence.interval == 75  # rounded up to a multiple of probe_every
+    cadence.done(cadence.next, seconds=10.0, steady=False)  # never beyond max_every
+    assert cadence.interval == 100

@@ -33,7 +33,7 @@ class NoisyNet(nn.Module):
         return out
 
 
-EVERY_STEP = MonitorConfig(judge_every=1, probe_every=1, update_every=1)
+EVERY_STEP = MonitorConfig(judge_every=1, probe_every=1, update_every=1, probe_budget=0.0, probe_max_every=1)
 
 
 def _train(
@@ -79,7 +79,7 @@ def test_another_threads_draws_are_neither_consumed_nor_rewound() -> None:
     x, y = torch.randn(64, 6), torch.randint(0, 2, (64,))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss_fn = nn.functional.cross_entropy
-    monitor = Monitor(model, optimizer, loss_fn=loss_fn, config=MonitorConfig(judge_every=1, probe_every=1))
+    monitor = Monitor(model, optimizer, loss_fn=loss_fn, config=EVERY_STEP)
     draws: list[float] = []
 
     def draw() -> None:
@@ -123,7 +123,7 @@ def test_a_closure_that_calls_backward_is_refused_with_the_gradients_intact() ->
     for p, g in zip(model.parameters(), grads, strict=True):
         assert p.grad is not None and torch.equal(p.grad, g)
     # A closure that only returns the loss is used by the probes.
-    good = Monitor(model, optimizer, config=MonitorConfig(probe_every=2))
+    good = Monitor(model, optimizer, config=MonitorConfig(probe_every=2, probe_budget=0.0, probe_max_every=2))
     for _ in range(5):
         optimizer.zero_grad()
         loss = nn.functional.mse_loss(model(x), y)

@@ -89,6 +89,11 @@ class MonitorConfig:
         max_dense_params: Up to this many parameters the classification uses the exact (dense) Hessian.
         lanczos_hvps: Hessian-vector products the Lanczos classification may spend (larger models).
         saddle_tol: λ_min < −saddle_tol·max|λ| counts as negative curvature.
+        probe_budget: Share of the training time the probes may take: after each probe the next one is put off
+            until the measured training time makes up for it (0: no time limit). While the verdict's kind stays
+            the same the interval also doubles; it is reset to ``probe_every`` when the kind changes.
+        probe_max_every: The longest interval between probes (None: the rules' window, so that each window
+            of judged steps holds a probe).
         history_window: Newest steps kept at full resolution in every column of the history (at least
             ``burst_memory + 2·window`` + a margin); older steps are kept as (min, median, max) blocks that
             double in size with age, so the history's memory does not grow with the run.
@@ -113,6 +118,8 @@ class MonitorConfig:
     max_dense_params: int = 2000
     lanczos_hvps: int = 60
     saddle_tol: float = 1e-3
+    probe_budget: float = 0.03
+    probe_max_every: int | None = None
     history_window: int = 4096
     layer_window: int = 256
     max_records: int = 1024
@@ -164,6 +171,7 @@ _CONFIG_DOMAINS: dict[str, Domain] = {
     "small_model": ("int", 0, math.inf, True),
     "history_window": ("int", 256, math.inf, True),
     "sketch_size": ("int", 16, math.inf, True),
+    "probe_budget": _SHARE,
 }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -28,6 +29,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from ravine.diagnose._cadence import ProbeCadence
 from ravine.diagnose._classify import classify_plateau
 from ravine.diagnose._config import MonitorConfig, check_config
 from ravine.diagnose._decide import decide
@@ -168,6 +170,11 @@ class Monitor:
             seed=seed,
         )
         self._generators = ProbeGenerators(seed + 1)
+        self.cadence = ProbeCadence(
+            cfg.probe_every, max_every=cfg.probe_max_every or th.window, budget=cfg.probe_budget
+        )
+        """When the probes run (adaptive: see :mod:`ravine.diagnose._cadence`)."""
+        self._probe_kind: VerdictKind | None = None
         self._warned: set[str] = set()
         self._first_call = True
         self._closed = False
@@ -345,12 +352,8 @@ class Monitor:
         if batch is not None:
             self.recent_batches.append(batch)
         cfg = self.config
-        if (
-            cfg.probe_every
-            and count > 0
-            and count % cfg.probe_every == 0
-            and (closure is not None or batch is not None)
-        ):
+        self.cadence.tick()
+        if count > 0 and self.cadence.due(count) and (closure is not None or batch is not None):
             self._probe(count, batch, closure)
         if len(self._rows.pending) > cfg.flush_every:
             self._flush(keep_last=True)
@@ -397,5 +400,11 @@ class Monitor:
     def _probe(self, step: int, batch: Any, closure: Callable[[], torch.Tensor] | None) -> None:
         if closure is None and self.loss_fn is None:
             return
-        with isolated(self.model, self._generators):
-            self.probes.append(build_probe(self, step, batch, closure))
+        start = time.perf_counter()
+        try:
+            with isolated(self.model, self._generators):
+                self.probes.append(build_probe(self, step, batch, closure))
+        finally:
+            kind = self._verdict.kind if self._verdict is not None else None
+            self.cadence.done(step, seconds=time.perf_counter() - start, steady=kind is self._probe_kind)
+            self._probe_kind = kind

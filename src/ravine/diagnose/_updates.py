@@ -212,7 +212,8 @@ class UpdateTracker:
         sample = UpdateSample(stack_norms(torch._foreach_norm(buffer.views), device))
         current = self._sketch([[flat] for flat in buffer.flats])
         if self._previous is not None and self.last_update_step == count - 1:
-            dots = [torch.dot(a, b).to(device) for a, b in zip(current, self._previous, strict=True)]
+            # Not torch.dot or @: their BLAS path takes milliseconds on some float64 CPU buffers.
+            dots = [torch.sum(a * b).to(device) for a, b in zip(current, self._previous, strict=True)]
             sample.dot_prev = dots[0] if len(dots) == 1 else torch.stack(dots).sum()
         self._previous, self.last_update_step, self._update_step = current, count, count
         if count - self._last_weight >= self.weight_every:
