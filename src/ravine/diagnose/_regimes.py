@@ -3,12 +3,13 @@
 A raw judgement reads one window of the history; on a steady run it can still waver (a noisy window, a
 probe that came out borderline). :class:`RegimeTracker` turns the stream of raw verdicts into regimes:
 
-- a regime is **entered** on evidence: every judgement of the last quarter window (two at least) gave the
-  new kind K, or K holds at least half of the judgements of the last ``window`` steps and the current regime
-  at most a quarter (a non-finite loss or a blow-up enters *diverging* at once, and a verdict confirmed by a
-  measurement of its mechanism leaves *healthy* or *stalled* at once; the first verdict with enough data
-  opens the first regime);
-- it is **left** only on that same clear counter-evidence, so single contrary judgements never flip it;
+- a problem regime is **entered** out of *healthy* (or *stalled*, unexplained) on evidence: every judgement
+  of the last quarter window (two at least) gave the new kind K, or K holds at least half of the judgements
+  of the last ``window`` steps and the current regime at most a quarter (a non-finite loss or a blow-up
+  enters *diverging* at once, and a verdict confirmed by a measurement of its mechanism leaves *healthy* or
+  *stalled* at once; the first verdict with enough data opens the first regime);
+- any other regime is **left** only on clear counter-evidence over one and a half windows (half the
+  judgements for the new kind, at most a quarter for it), so single contrary judgements never flip it;
 - asking at any step gives the current regime (with the freshest evidence of its kind) and its onset.
 
 Memory is bounded: the last ``max_judgements`` judgements and ``max_regimes`` regimes are kept.
@@ -77,8 +78,10 @@ class RegimeTracker:
             self._open(kind, step, step)
         elif kind is not regime.kind and self._switches(verdict, regime.kind, step):
             votes = [(s, k) for s, k in self.judgements if s > step - self.window]
-            # The regime began where its evidence did: the first judgement of this kind in the window.
-            self._open(kind, min(s for s, k in votes if k is kind), step)
+            # The regime began where its evidence did: the first judgement of this kind in the window (after
+            # the regime it replaces began).
+            first = min(s for s, k in votes if k is kind)
+            self._open(kind, max(first, regime.entered + 1), step)
         if kind is self._regimes[-1].kind:
             self._latest = verdict
         last = self._regimes[-1]
@@ -92,16 +95,21 @@ class RegimeTracker:
         kind = verdict.kind
         if kind is VerdictKind.DIVERGING:
             return True
+        # Healthy and stalled are the absence of an explanation, diverging a transient: left on evidence.
+        unexplained = incumbent in (VerdictKind.HEALTHY, VerdictKind.STALLED, VerdictKind.DIVERGING)
         if verdict.confirmed and incumbent in (VerdictKind.HEALTHY, VerdictKind.STALLED):
             return True
-        # Evidence: the newest judgements are all of this kind for a quarter window (at least two of them) ...
+        # Out of healthy (or unexplained): the newest judgements are all of this kind for a quarter window (at
+        # least two of them) ...
         for streak, (s, k) in enumerate(reversed(self.judgements), start=1):
-            if k is not kind:
+            if k is not kind or not unexplained:
                 break
             if streak >= 2 and s <= step - self.window // 4:
                 return True
-        # ... or it holds half of the window's judgements while the incumbent holds at most a quarter.
-        votes = [k for s, k in self.judgements if s > step - self.window]
+        # ... and out of any regime: it holds half of the judgements, the incumbent at most a quarter — over one
+        # window out of an unexplained regime, over one and a half out of an explained one.
+        span = self.window if unexplained else self.window + self.window // 2
+        votes = [k for s, k in self.judgements if s > step - span]
         if len(votes) < 2:
             return False
         return votes.count(kind) >= 0.5 * len(votes) and votes.count(incumbent) <= 0.25 * len(votes)

@@ -19,8 +19,9 @@ The rules, in order of priority (the first that fires wins):
 4. **healthy** when converged (the loss is a ``converged_fraction`` of its start).
 5. **LR too small** — the loss falls, but negligibly, with tiny steps that successive updates *agree* on
    (their measured cosine; the optimizer's own weight decay is part of the gradient judged).
-6. **healthy** when the loss is falling (not a plateau; the plateau test allows batch noise, capped).
-7. A flat loss is never healthy; in order (:mod:`ravine.diagnose._stuck`): dead units / constant predictor,
+6. **healthy** when the loss is falling (not a plateau; the plateau test allows batch noise, capped, and a
+   window falling from a significantly higher one before it is not flat).
+7. A flat (or rising) loss is never healthy; in order (:mod:`ravine.diagnose._stuck`): dead units / constant predictor,
    vanishing/exploding gradients through depth, a critical point (small gradient of the optimizer's
    objective: saddle or minimum-like by the Hessian), noise-dominated (the gradient noise scale B_simple
    above the batch size) or at its noise floor, ravine oscillation (the edge of stability: η·λ_max, or the

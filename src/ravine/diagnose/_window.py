@@ -115,9 +115,9 @@ def window_stats(
     # noisy its batches (a healthy noisy run falling 20% per window is not a plateau).
     tolerance = thresholds.plateau_tol * scale / 2.0
     plateau = (first - second) < tolerance + min(thresholds.plateau_z * standard_error, 4.0 * tolerance)
-    if plateau and n >= 2 * w:
-        # Noisy batches can hide a slow fall inside one window: the loss is not flat either if the window before
-        # this one was significantly higher (by more than the tolerance plus z standard errors).
+    if plateau and n >= 2 * w and first - second > -tolerance:
+        # Noisy batches can hide a slow fall inside one window: a window that is not rising is not flat either if
+        # the window before it was significantly higher (by more than the tolerance plus z standard errors).
         before = finite(columns["loss"][n - 2 * w : n - w])
         if len(before) > 1:
             drop = statistics.fmean(before) - level

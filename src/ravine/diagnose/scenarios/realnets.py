@@ -32,11 +32,11 @@ def _digits(seed: int) -> tuple[Batch, Batch]:
 
 
 def saddle_from_init_digits(seed: int) -> Run:
-    """Tanh MLP 64→8→10 on digits, every parameter scaled by 1e-4 at initialisation: stuck at the origin's
+    """Tanh MLP 64→4→10 on digits, every parameter scaled by 1e-4 at initialisation: stuck at the origin's
     saddle from step 0."""
     (x, y), _ = _digits(seed)
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(64, 8), nn.Tanh(), nn.Linear(8, 10))
+    model = nn.Sequential(nn.Linear(64, 4), nn.Tanh(), nn.Linear(4, 10))
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(1e-4)
