@@ -18,7 +18,6 @@ from ravine.diagnose.scenarios import HEALTHY, SCENARIOS
 from ravine.diagnose.scenarios.builders import Run
 from ravine.diagnose.scenarios.realnets import sequences
 
-
 # torch.func.hessian's first call scripts a helper with torch.jit, which torch 2.13 deprecates (not ravine's).
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 

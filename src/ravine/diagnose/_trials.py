@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,7 @@ class TrialResult:
         loss_before: Mean loss over the trial batches before.
         loss_after: Mean loss over the trial batches after the trial steps (inf if it diverged).
         gain: How much lower than the control's final loss (positive: better than continuing as is).
-        diverged: A non-finite loss appeared.
+        diverged: A non-finite loss appeared, or the loss ended over 1000× where it started.
         note: Why the trial could not run, when it could not.
     """
 
@@ -151,9 +152,14 @@ def _escape(model: nn.Module, loss_fn: LossFn, batch: Batch, seed: int) -> str:
     """Apply one escape step to the copy in place; the reason when none was taken."""
     from ravine.curvature import HessianOperator, escape_hessian
 
-    H = HessianOperator(model, loss_fn, batch, allow_zero=True, seed=seed)
-    result = escape_hessian(H, apply=True, max_hvps=200, tol=1e-3, seed=seed)
-    return "" if result.escaped else f"no escape step: {result.reason}"
+    with warnings.catch_warnings(record=True) as caught:  # e.g. "Hessian in eval mode": kept in the note
+        warnings.simplefilter("always")
+        H = HessianOperator(model, loss_fn, batch, allow_zero=True, seed=seed)
+        result = escape_hessian(H, apply=True, max_hvps=200, tol=1e-3, seed=seed)
+    notes = [str(w.message).split(";")[0] for w in caught[:2]]
+    if not result.escaped:
+        notes.insert(0, f"no escape step: {result.reason}")
+    return "; ".join(notes)
 
 
 def try_remedies(
@@ -206,7 +212,8 @@ def try_remedies(
         raise ConfigError(f"try_remedies: steps must be >= 1, got {steps=}")
     start = time.perf_counter()
     with sandboxed():
-        before = mean_loss(model, loss_fn, batches, seed)
+        # Even the "before" loss is measured on a copy: a forward pass may draw from a generator the model owns.
+        before = mean_loss(copy_run(model, None)[0], loss_fn, batches, seed)
         results: list[TrialResult] = []
         control_after = math.nan
         for name in ("as is", *names):
@@ -227,7 +234,8 @@ def try_remedies(
             torch.manual_seed(seed)
             finite = _train(clone, twin, loss_fn, batches, steps=steps, lr_scale=scale)
             after = mean_loss(clone, loss_fn, batches, seed) if finite else math.inf
-            finite = finite and math.isfinite(after)
+            # Diverged: non-finite, or blown far above where it started (float64 can hold 1e130).
+            finite = finite and math.isfinite(after) and after <= 1e3 * max(abs(before), 1e-12)
             if name == "as is":
                 control_after = after
             gain = control_after - after if finite else -math.inf
