@@ -22,7 +22,9 @@ sweeps the learning rate on a copy. Built-in labelled scenarios are in
 from __future__ import annotations
 
 from ravine.diagnose._config import MonitorConfig, Thresholds
+from ravine.diagnose._ddp_noise import NoiseScaleEstimate, NoiseScaleHook
 from ravine.diagnose._history import COLUMNS, History
+from ravine.diagnose._live import FunctionLogger, MonitorLogger
 from ravine.diagnose._lr_range import LRRangeResult, lr_range_test
 from ravine.diagnose._monitor import Monitor
 from ravine.diagnose._records import (
@@ -45,11 +47,15 @@ __all__ = [
     "COLUMNS",
     "CriticalPointRecord",
     "Evidence",
+    "FunctionLogger",
     "History",
     "LRRangeResult",
     "Monitor",
     "MonitorConfig",
+    "MonitorLogger",
     "MonitorWarning",
+    "NoiseScaleEstimate",
+    "NoiseScaleHook",
     "OptimizerTerms",
     "ProbeRecord",
     "Regime",
