@@ -40,7 +40,7 @@ def main(rank: int, world: int, init_file: str, out: str) -> None:
             ddp.zero_grad()
             nn.functional.mse_loss(ddp(x), y).backward()
             local, global_ = hook.local_sq, hook.global_sq
-            grads = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).clone()
+            grads = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]).clone()
             records.append((local, global_, grads))
             hook.step(BATCH)
         estimate = hook.estimate()

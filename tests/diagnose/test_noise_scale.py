@@ -30,7 +30,7 @@ def _per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tor
     for i in range(len(x)):
         model.zero_grad()
         nn.functional.mse_loss(model(x[i : i + 1]), y[i : i + 1]).backward()
-        rows.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]).clone())
+        rows.append(torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]).clone())
     return torch.stack(rows)
 
 

@@ -85,7 +85,7 @@ class NoiseScaleHook:
     def register(self, ddp_model: Any) -> None:
         """Install this hook on a ``DistributedDataParallel`` model (in place of its default all-reduce)."""
         # DDP checks the hook's annotations against dist.GradBucket; a lambda carries none.
-        ddp_model.register_comm_hook(None, lambda state, bucket: self(state, bucket))
+        ddp_model.register_comm_hook(None, lambda state, bucket: self(state, bucket))  # noqa: PLW0108
 
     def __call__(self, state: Any, bucket: Any) -> torch.futures.Future[torch.Tensor]:
         import torch.distributed as dist
@@ -103,7 +103,8 @@ class NoiseScaleHook:
             self.global_sq += float(reduced.double().square().sum())
             return reduced
 
-        return future.then(done)
+        chained: torch.futures.Future[torch.Tensor] = future.then(done)
+        return chained
 
     def step(self, batch_size: int) -> NoiseScaleEstimate:
         """Fold in the step whose backward just ran (``batch_size`` samples on this rank) and return the
