@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -19,6 +20,20 @@ def test_readme_has_the_three_library_examples() -> None:
     blocks = _python_blocks()
     assert len(blocks) == 3
     assert "ChainOptimizer" in blocks[0] and "Monitor" in blocks[1] and "HessianOperator" in blocks[2]
+
+
+def _printed_comment(block: str) -> str:
+    """The text after a block's ``# prints:`` line (comment lines joined with spaces)."""
+    lines = block.split("# prints:\n", 1)[1].splitlines()
+    return " ".join(line.removeprefix("# ").strip() for line in lines if line.startswith("#"))
+
+
+def test_readme_monitor_example_prints_what_it_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    block = _python_blocks()[1]
+    exec(compile(block, str(README), "exec"), {})
+    printed = capsys.readouterr().out.strip()
+    assert printed == _printed_comment(block)
+    assert printed.startswith("ravine oscillation: ")
 
 
 def test_readme_examples_run() -> None:
@@ -36,9 +51,13 @@ def test_readme_examples_run() -> None:
         "x": x,
         "y": y,
     }
+    # Each block on its own copy of the names (the Monitor example builds its own model and data).
+    results: dict[str, object] = {}
     for block in _python_blocks():
-        exec(compile(block, str(README), "exec"), namespace)
-    monitor = namespace["monitor"]
+        scope = dict(namespace)
+        exec(compile(block, str(README), "exec"), scope)
+        results.update({k: v for k, v in scope.items() if k in ("monitor", "top", "optimizer")})
+    monitor = results["monitor"]
     assert isinstance(monitor, ravine.Monitor)
-    top = namespace["top"]
+    top = results["top"]
     assert bool(top.all_converged)  # type: ignore[attr-defined]
