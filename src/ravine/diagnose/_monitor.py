@@ -302,17 +302,28 @@ class Monitor:
         """On the first call with probe inputs: the closure (no backward inside), the batch layout and what
         ``loss_fn`` returns on it, under isolation (nothing the training uses is touched)."""
         self._checked_probe_inputs = True
-        with isolated(self.model, self._generators):
-            if closure is not None:
-                if not callable(closure):
-                    raise ConfigError(f"Monitor.step: closure must be callable, got {type(closure).__name__}")
-                check_closure(closure, self.params)
-            elif self.loss_fn is not None and self.config.probe_every:
-                inputs, targets = split_batch(batch)
-                take = min(len(inputs), 2) if hasattr(inputs, "__len__") else None
-                x = inputs[:take] if take else inputs
-                y = targets[:take] if take and hasattr(targets, "__getitem__") else targets
-                check_probe_loss(self.loss_fn(self.model(x), y), "loss_fn(model(inputs), targets)")
+        if closure is not None and not callable(closure):
+            raise ConfigError(f"Monitor.step: closure must be callable, got {type(closure).__name__}")
+        if closure is None and (self.loss_fn is None or not self.config.probe_every):
+            return
+        try:
+            with isolated(self.model, self._generators):
+                if closure is not None:
+                    check_closure(closure, self.params)
+                else:
+                    # The slice the probes use, so that whatever works here works for them.
+                    inputs, targets = split_batch(batch)
+                    take = self.config.probe_batch
+                    x, y = inputs[:take], targets[:take]
+                    check_probe_loss(self.loss_fn(self.model(x), y), "loss_fn(model(inputs), targets)")
+        except ConfigError:
+            raise  # the inputs are not what the monitor was promised: say so now, where they are given
+        except (
+            Exception
+        ) as error:  # the user's model or loss failed: the probes will too; never stop training
+            if self.strict:
+                raise
+            self._fail("probe inputs", error)
 
     def _step(
         self, loss: torch.Tensor | float | None, batch: Any, closure: Callable[[], torch.Tensor] | None
