@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ravine.diagnose._probing import split_batch
 from ravine.errors import ConfigError, UnsupportedError
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "check_loss",
     "check_model",
     "check_optimizer",
+    "check_probe_inputs",
     "unwrap",
     "unwrap_model",
 ]
@@ -142,6 +144,25 @@ def check_closure(closure: Callable[[], Any], params: Sequence[torch.Tensor]) ->
             "or pass batch=(inputs, targets) with loss_fn"
         )
     check_probe_loss(value, "closure()")
+
+
+def check_probe_inputs(monitor: Any, batch: Any, closure: Callable[[], Any] | None) -> None:
+    """What the probes will be given, tried once: the closure (no backward inside) or ``loss_fn`` on the
+    batch slice the probes use (a scalar tensor). Call it inside the monitor's isolation.
+
+    Raises:
+        ConfigError: The closure is not callable or calls backward, the batch is not an ``(inputs, targets)``
+            pair, or ``loss_fn`` does not return a scalar tensor. The user's own errors propagate as they are.
+    """
+    if closure is not None:
+        if not callable(closure):
+            raise ConfigError(f"Monitor.step: closure must be callable, got {type(closure).__name__}")
+        check_closure(closure, monitor.params)
+    elif monitor.loss_fn is not None and monitor.config.probe_every:
+        inputs, targets = split_batch(batch)
+        take = monitor.config.probe_batch
+        outputs = monitor.model(inputs[:take])
+        check_probe_loss(monitor.loss_fn(outputs, targets[:take]), "loss_fn(model(inputs), targets)")
 
 
 class StepCounter:

@@ -36,11 +36,10 @@ from ravine.diagnose._decide import decide
 from ravine.diagnose._history import History
 from ravine.diagnose._inputs import (
     StepCounter,
-    check_closure,
     check_loss,
     check_model,
     check_optimizer,
-    check_probe_loss,
+    check_probe_inputs,
     unwrap,
     unwrap_model,
 )
@@ -299,23 +298,11 @@ class Monitor:
             warnings.warn(f"ravine Monitor: {message}", MonitorWarning, stacklevel=4)
 
     def _check_probe_inputs(self, batch: Any, closure: Callable[[], torch.Tensor] | None) -> None:
-        """On the first call with probe inputs: the closure (no backward inside), the batch layout and what
-        ``loss_fn`` returns on it, under isolation (nothing the training uses is touched)."""
+        """On the first call with probe inputs (see :func:`~ravine.diagnose._inputs.check_probe_inputs`)."""
         self._checked_probe_inputs = True
-        if closure is not None and not callable(closure):
-            raise ConfigError(f"Monitor.step: closure must be callable, got {type(closure).__name__}")
-        if closure is None and (self.loss_fn is None or not self.config.probe_every):
-            return
         try:
             with isolated(self.model, self._generators):
-                if closure is not None:
-                    check_closure(closure, self.params)
-                else:
-                    # The slice the probes use, so that whatever works here works for them.
-                    inputs, targets = split_batch(batch)
-                    take = self.config.probe_batch
-                    x, y = inputs[:take], targets[:take]
-                    check_probe_loss(self.loss_fn(self.model(x), y), "loss_fn(model(inputs), targets)")
+                check_probe_inputs(self, batch, closure)
         except ConfigError:
             raise  # the inputs are not what the monitor was promised: say so now, where they are given
         except (
