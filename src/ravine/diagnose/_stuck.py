@@ -297,7 +297,10 @@ def _noise(ctx: Context) -> Verdict | None:
     strongly_anti = math.isfinite(stats.cos_mean) and stats.cos_mean <= 2 * th.cos_anti
     at_floor = math.isfinite(stats.progress) and stats.progress >= th.noise_floor_progress
     if used:
-        if strongly_anti or not (scale > batch / th.snr_noise):
+        # Stuck in noise: the batch is below the noise scale. At the floor after progress, noise comparable to
+        # the signal (SNR up to 2) already explains a flat loss: SGD fluctuating around its minimum.
+        limit = batch / (2 * th.snr_noise) if at_floor else batch / th.snr_noise
+        if strongly_anti or not (scale > limit):
             return None
         evidence = (
             *ctx.base_evidence,

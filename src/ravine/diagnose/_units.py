@@ -3,9 +3,10 @@
 Measured in a probe on the probe batch (one forward pass, no backward): forward hooks on the activation
 modules record which units are zero (ReLU family) or saturated (tanh/sigmoid family: |derivative| < 1e-3)
 on every sample; the model's outputs give their spread across the batch; the best *constant* predictor's
-loss on the same batch (a few L-BFGS iterations on one output-shaped tensor, no model evaluation) says
-whether the model does better than predicting one value for every input. The hooks are removed before the
-probe returns, the pass runs without gradient and the caller isolates the RNG and buffers.
+loss on the same batch (no model evaluation; the natural constants: the log class frequencies, the targets'
+mean, the model's own mean output) says whether the model does better than predicting one value for every
+input. The hooks are removed before the probe returns, the pass runs without gradient and the caller
+isolates the RNG and buffers.
 """
 
 from __future__ import annotations
@@ -49,12 +50,29 @@ def _inactive(module: nn.Module, out: torch.Tensor) -> torch.Tensor:
     return (flat == 0).all(0)
 
 
-def constant_predictor_loss(
-    loss_fn: Callable[[Any, Any], torch.Tensor], outputs: torch.Tensor, targets: Any, iterations: int = 25
-) -> float:
-    """The lowest loss a constant output (the same row for every sample) reaches on ``targets``.
+def _candidates(outputs: torch.Tensor, targets: Any) -> list[torch.Tensor]:
+    """Constant rows worth trying: the model's mean output, the targets' mean (regression), the log class
+    frequencies (classification: the optimal constant logits of cross-entropy)."""
+    rows = [outputs.detach().mean(0)]
+    if isinstance(targets, torch.Tensor):
+        if targets.is_floating_point() and targets.shape == outputs.shape:
+            rows.append(targets.detach().to(outputs.dtype).mean(0))
+        elif not targets.is_floating_point() and outputs.dim() == 2 and targets.dim() == 1:
+            counts = torch.bincount(
+                targets.detach().reshape(-1).long().clamp_min(0), minlength=outputs.shape[1]
+            )
+            frequency = counts[: outputs.shape[1]].to(outputs.dtype) / max(int(counts.sum()), 1)
+            rows.append(frequency.clamp_min(1e-12).log())
+    return rows
 
-    For cross-entropy on C balanced classes it is ln C; for the mean squared error, the targets' variance.
+
+def constant_predictor_loss(
+    loss_fn: Callable[[Any, Any], torch.Tensor], outputs: torch.Tensor, targets: Any
+) -> float:
+    """The lowest loss of a constant output (the same row for every sample) among the natural candidates.
+
+    Exact for cross-entropy (the log class frequencies: ln C for C balanced classes) and the mean squared error
+    (the targets' mean: their variance); for other losses the better of the model's mean output and those.
 
     Example:
         >>> import torch
@@ -62,25 +80,18 @@ def constant_predictor_loss(
         >>> round(constant_predictor_loss(torch.nn.functional.mse_loss, torch.zeros(3, 1), y), 4)
         2.6667
     """
-    if outputs.dim() == 0:
+    if outputs.dim() == 0 or outputs.shape[0] < 1:
         return math.nan
-    with torch.enable_grad():
-        c = outputs.detach().double().mean(0, keepdim=True).clone().requires_grad_(True)
-        lbfgs = torch.optim.LBFGS([c], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
-        size = outputs.shape
-
-        def closure() -> torch.Tensor:
-            lbfgs.zero_grad()
-            loss = loss_fn(c.expand(size).to(outputs.dtype), targets)
-            loss.backward()
-            return loss
-
-        try:
-            lbfgs.step(closure)
-        except Exception:  # a loss that cannot be differentiated w.r.t. the outputs
-            return math.nan
-        with torch.no_grad():
-            return float(loss_fn(c.expand(size).to(outputs.dtype), targets))
+    best = math.inf
+    with torch.no_grad():
+        for row in _candidates(outputs, targets):
+            try:
+                value = float(loss_fn(row.expand_as(outputs), targets))
+            except Exception:  # a loss that does not accept this candidate
+                continue
+            if math.isfinite(value):
+                best = min(best, value)
+    return best if math.isfinite(best) else math.nan
 
 
 def probe_units(

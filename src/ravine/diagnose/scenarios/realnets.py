@@ -112,34 +112,26 @@ def vanishing_deep_sigmoid(seed: int) -> Run:
 
 
 class _LSTMClassifier(nn.Module):
+    """An LSTM reading a digits image row by row (8 steps of 8 pixels), classifying from its last state."""
+
     def __init__(self, seed: int) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.lstm = nn.LSTM(1, 24, batch_first=True)
-        self.head = nn.Linear(24, 2)
+        self.lstm = nn.LSTM(8, 32, batch_first=True)
+        self.head = nn.Linear(32, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.lstm(x.unsqueeze(-1))
+        out, _ = self.lstm(x.reshape(-1, 8, 8))
         logits: torch.Tensor = self.head(out[:, -1])
         return logits
 
 
-def sequences(seed: int, n: int = 4000, length: int = 16) -> tuple[Batch, Batch]:
-    """Generated sequences: label 1 when the first half sums above the second (10% labels flipped)."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, length, generator=generator)
-    y = (x[:, : length // 2].sum(1) > x[:, length // 2 :].sum(1)).long()
-    flip = torch.rand(n, generator=generator) < 0.1
-    y = torch.where(flip, 1 - y, y)
-    cut = n * 4 // 5
-    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
-
-
 def healthy_lstm_adam(seed: int) -> Run:
-    """LSTM on generated sequences, Adam 3e-3, noisy batches of 16: healthy (its held-out loss falls)."""
-    (x, y), _ = sequences(seed)
+    """LSTM over digits rows, Adam 1e-3, noisy batches of 16: healthy (its held-out loss keeps falling for
+    1500 steps: 2.2 → 0.33 measured at seed 0)."""
+    (x, y), _ = _digits(seed)
     model = _LSTMClassifier(seed)
-    return Run(model, torch.optim.Adam(model.parameters(), lr=3e-3), _ce, _minibatches(x, y, 16, seed))
+    return Run(model, torch.optim.Adam(model.parameters(), lr=1e-3), _ce, _minibatches(x, y, 16, seed))
 
 
 def healthy_mlp_adamw_small_batch(seed: int) -> Run:
