@@ -8,9 +8,7 @@ from ravine.diagnose import VerdictKind
 from ravine.diagnose.scenarios import HEALTHY, SCENARIOS, run_scenario
 
 HEALTHY_SEEDS = (0, 1, 2, 3)
-HEALTHY_STEPS = (
-    420  # (6 x 4 + 1 + 2 seeds) x 420 = 11,340 healthy steps (longer: benchmarks/verdicts.py)
-)
+HEALTHY_STEPS = 420  # (6 x 4 + 1 + 2 seeds) x 420 = 11,340 healthy steps (longer: benchmarks/verdicts.py)
 # The recurrent and small-batch AdamW runs cost 3-4x more per step; the benchmark runs them 4 seeds x 1500 steps.
 SEEDS = {"healthy-lstm-adam": (0,), "healthy-mlp-adamw-b8": (0, 1)}
 
