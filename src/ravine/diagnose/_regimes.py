@@ -7,9 +7,10 @@ probe that came out borderline). :class:`RegimeTracker` turns the stream of raw 
   of the last quarter window (two at least) gave the new kind K, or K holds at least half of the judgements
   of the last ``window`` steps and the current regime at most a quarter (a non-finite loss or a blow-up
   enters *diverging* at once, and a verdict confirmed by a measurement of its mechanism leaves *healthy* or
-  *stalled* at once; the first verdict with enough data opens the first regime);
-- any other regime is **left** only on clear counter-evidence over one and a half windows (half the
-  judgements for the new kind, at most a quarter for it), so single contrary judgements never flip it;
+  *stalled* at once; a run is presumed healthy until then);
+- any other regime is **left** only on clear counter-evidence: a loss falling by 5× the plateau tolerance per
+  window, or one and a half windows of judgements (half for the new kind, at most a quarter for it), so
+  single contrary judgements never flip it;
 - asking at any step gives the current regime (with the freshest evidence of its kind) and its onset.
 
 Memory is bounded: the last ``max_judgements`` judgements and ``max_regimes`` regimes are kept.
@@ -75,7 +76,13 @@ class RegimeTracker:
         self.judgements.append((step, kind))
         regime = self.current
         if regime is None:
-            self._open(kind, step, step)
+            # The run is presumed healthy until the evidence for a problem is in (as out of a healthy regime).
+            healthy = Regime(VerdictKind.HEALTHY, step, step, step)
+            if kind is VerdictKind.HEALTHY or not self._switches(verdict, VerdictKind.HEALTHY, step):
+                self._regimes.append(healthy)
+                self._latest = None
+            else:
+                self._open(kind, step, step)
         elif kind is not regime.kind and self._switches(verdict, regime.kind, step):
             votes = [(s, k) for s, k in self.judgements if s > step - self.window]
             # The regime began where its evidence did: the first judgement of this kind in the window (after
@@ -97,8 +104,10 @@ class RegimeTracker:
             return True
         # Healthy and stalled are the absence of an explanation, diverging a transient: left on evidence.
         unexplained = incumbent in (VerdictKind.HEALTHY, VerdictKind.STALLED, VerdictKind.DIVERGING)
-        if verdict.confirmed and incumbent in (VerdictKind.HEALTHY, VerdictKind.STALLED):
-            return True
+        if verdict.confirmed and (
+            incumbent in (VerdictKind.HEALTHY, VerdictKind.STALLED) or kind is VerdictKind.HEALTHY
+        ):
+            return True  # a measured mechanism, or a clearly falling loss
         # Out of healthy (or unexplained): the newest judgements are all of this kind for a quarter window (at
         # least two of them) ...
         for streak, (s, k) in enumerate(reversed(self.judgements), start=1):

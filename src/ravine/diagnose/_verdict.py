@@ -210,11 +210,13 @@ def judge(
     strongly_anti = math.isfinite(stats.cos_mean) and stats.cos_mean <= 2 * th.cos_anti
     if stats.plateau or (strongly_anti and stats.relative_decrease < 5 * th.plateau_tol):
         return flat_verdict(ctx)
+    # A loss falling by 5× the plateau tolerance per window is clear counter-evidence against any stuck regime.
     return Verdict(
         VerdictKind.HEALTHY,
         f"loss falling: {max(stats.fell, 0.0):.1%} lower in the second half of the last {th.window} steps",
         last,
         base_evidence,
+        confirmed=stats.relative_decrease >= 5 * th.plateau_tol,
     )
 
 
