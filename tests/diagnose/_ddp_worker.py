@@ -35,7 +35,7 @@ def main(rank: int, world: int, init_file: str, out: str, log_dir: str) -> None:
         x, y = torch.randn(64, 5, generator=generator), torch.randn(64, 1, generator=generator)
         loss_fn = nn.functional.mse_loss
         logger = TensorBoardLogger(os.path.join(log_dir, f"rank{rank}"))
-        config = MonitorConfig(judge_every=10, probe_every=5)
+        config = MonitorConfig(judge_every=10, probe_every=5, probe_max_every=5)
         monitor = Monitor(ddp, optimizer, loss_fn=loss_fn, config=config, loggers=[logger])
         torch.manual_seed(1 + rank)
         for _ in range(STEPS):

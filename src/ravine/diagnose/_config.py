@@ -90,8 +90,9 @@ class MonitorConfig:
         lanczos_hvps: Hessian-vector products the Lanczos classification may spend (larger models).
         saddle_tol: λ_min < −saddle_tol·max|λ| counts as negative curvature.
         probe_budget: Share of the training time the probes may take: after each probe the next one is put off
-            until the measured training time makes up for it (0: no time limit). While the verdict's kind stays
-            the same the interval also doubles; it is reset to ``probe_every`` when the kind changes.
+            until the measured training time makes up for it (e.g. 0.03). 0 (default): no time limit, so that
+            the probe steps, and the verdicts, do not depend on the machine's speed. Either way the interval
+            doubles while the verdict's kind stays the same and is reset to ``probe_every`` when it changes.
         probe_max_every: The longest interval between probes (None: the rules' window, so that each window
             of judged steps holds a probe).
         history_window: Newest steps kept at full resolution in every column of the history (at least
@@ -118,7 +119,7 @@ class MonitorConfig:
     max_dense_params: int = 2000
     lanczos_hvps: int = 60
     saddle_tol: float = 1e-3
-    probe_budget: float = 0.03
+    probe_budget: float = 0.0
     probe_max_every: int | None = None
     history_window: int = 4096
     layer_window: int = 256

@@ -3,15 +3,16 @@
 The norms ‖Δθ‖ per parameter are exact: a snapshot of θ_{t−1} is taken into one flat buffer and θ_t is
 subtracted from it one step later (−Δθ, in place). The two quantities that would need a second and a third
 copy of θ — the product Δθ_t·Δθ_{t−1} (cosine of successive updates) and the distance ‖θ_t − θ_0‖ — are
-computed from *sketches* instead: each vector is folded into ``k`` buckets with random signs (element i goes
-to bucket i mod k with a sign ±1 drawn from a private, fixed-seed generator, regenerated chunk by chunk, so
-nothing parameter-sized is stored). For any two vectors the sketch's dot product is unbiased, with standard
-deviation ≈ ‖a‖‖b‖/√k (±0.016 on a cosine for k = 4096). Models with at most ``4k`` parameters keep the
-vectors themselves (the sketch is then exact).
+computed from *sketches* instead: each vector is folded into ``k`` buckets with pseudo-random signs (element
+i goes to bucket i mod k with a fixed ±1 sign), so nothing parameter-sized is stored. For any two vectors
+the sketch's dot product is unbiased, with standard deviation ≈ ‖a‖‖b‖/√k (±0.016 on a cosine for
+k = 4096). Models with at most ``4k`` parameters keep the vectors themselves (the sketch is then exact).
+The signs repeat with a prime period (see :class:`Sketch`), so a sketch costs about two passes over θ and
+stores only the period's ±1 pattern.
 
 The buffer is allocated when a snapshot is due and released once the measured update has been used, so on
 a large model (updates measured every ``every`` steps) the monitor holds it only during the sampled pairs;
-the sketches (two of ``k`` doubles per device and dtype) are all it keeps in between.
+the sketches (two of ``k`` doubles per device and dtype) and the sign pattern are all it keeps in between.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["Sketch", "UpdateSample", "UpdateTracker"]
-
-_CHUNK_ROWS = 64
 
 
 @dataclass
@@ -43,19 +42,49 @@ class UpdateSample:
     distance: torch.Tensor | None = None
 
 
+def _largest_prime_at_most(limit: int) -> int:
+    sieve = bytearray([1]) * (limit + 1)
+    sieve[:2] = b"\x00\x00"
+    for i in range(2, int(limit**0.5) + 1):
+        if sieve[i]:
+            sieve[i * i :: i] = bytearray(len(sieve[i * i :: i]))
+    return max(i for i in range(limit + 1) if sieve[i])
+
+
 class Sketch:
     """Signed bucket sums of a flat vector of length ``n`` (exact copy when ``n <= 4k``).
+
+    Element i goes to bucket ``i mod k`` with the sign ``pattern[i mod L]``: a fixed ±1 pattern of prime length
+    L (≤ 65521, and ≤ n/8 so that it stays small next to the parameters), drawn once from a private generator.
+    L is coprime with k, so the elements sharing a bucket get distinct pattern entries (for n < k·L), which is
+    what makes the sketch's dot products unbiased; applying the pattern costs one multiply per element.
 
     Args:
         n: Length of the vectors sketched.
         k: Buckets.
-        seed: Seed of the signs (the same for every vector, so that dot products carry over).
+        seed: Seed of the sign pattern (the same for every vector, so that dot products carry over).
     """
 
     def __init__(self, n: int, k: int, seed: int) -> None:
         self.n, self.seed = n, seed
         self.exact = n <= 4 * k
         self.k = n if self.exact else k
+        self._patterns: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self.period = 1 if self.exact else _largest_prime_at_most(max(min(65521, n // 8), k + 1))
+        if not self.exact and self.period % k == 0:  # k a multiple of the prime: only when k == period
+            self.period = _largest_prime_at_most(self.period - 1)
+
+    def _pattern(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (device, dtype)
+        if key not in self._patterns:
+            generator = torch.Generator().manual_seed(self.seed)
+            signs = torch.randint(0, 2, (self.period,), generator=generator, dtype=torch.float32) * 2 - 1
+            self._patterns[key] = signs.to(device=device, dtype=dtype)
+        return self._patterns[key]
+
+    def nbytes(self) -> int:
+        """Bytes of the stored sign patterns."""
+        return sum(p.numel() * p.element_size() for p in self._patterns.values())
 
     def __call__(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """The sketch (float64, length ``k``) of the tensors laid end to end (their lengths add up to ``n``)."""
@@ -67,18 +96,18 @@ class Sketch:
                 out[offset : offset + t.numel()] = t.detach().reshape(-1)
                 offset += t.numel()
             return out
-        k = self.k
-        generator = torch.Generator(device=device).manual_seed(self.seed)
-        chunk = k * _CHUNK_ROWS
+        period = self.period
         for t in tensors:
             flat = t.detach().reshape(-1)
-            for start in range(0, flat.numel(), chunk):
-                piece = flat[start : start + chunk]
-                signs = torch.randint(
-                    0, 2, piece.shape, generator=generator, device=device, dtype=piece.dtype
-                )
-                _fold(out, piece * (signs * 2 - 1), offset)
-                offset += piece.numel()
+            pattern = self._pattern(flat.device, flat.dtype)
+            start = 0
+            while start < flat.numel():
+                phase = (offset + start) % period
+                length = min(period - phase, flat.numel() - start)
+                piece = flat[start : start + length] * pattern[phase : phase + length]
+                _fold(out, piece, offset + start)
+                start += length
+            offset += flat.numel()
         return out
 
 
@@ -179,7 +208,8 @@ class UpdateTracker:
         held = [*(self._start or []), *(self._previous or [])]
         if self._buffer is not None:
             held += self._buffer.flats
-        return sum(t.numel() * t.element_size() for t in held)
+        patterns = sum(s.nbytes() for s in self._sketches)
+        return sum(t.numel() * t.element_size() for t in held) + patterns
 
     def record(self, count: int) -> UpdateSample | None:
         """Call once per optimizer step with the step index; returns the sample measured now, if any."""
