@@ -99,6 +99,16 @@ def _with_generator(func: Any) -> Any:
     return None
 
 
+def _draws_nothing(func: Any, names: list[str], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a seeded kernel without a generator argument (fused RNNs, attention) draws nothing this time:
+    its dropout probability is 0 or it runs in eval mode. Then it is deterministic and runs as it is."""
+    bound = dict(zip(names, args, strict=False)) | kwargs
+    for name in ("dropout", "dropout_p", "p"):
+        if name in bound and isinstance(bound[name], (int, float)) and bound[name] == 0:
+            return True
+    return "train" in bound and bound["train"] is False
+
+
 class _PrivateRandomness(TorchDispatchMode):
     """Gives every seeded aten operation the probe's generator (see the module docstring)."""
 
@@ -132,6 +142,8 @@ class _PrivateRandomness(TorchDispatchMode):
             self.redirected += 1
             return rewrite(self.generators.for_device(device), *args, **kwargs)
         names = [argument.name for argument in func._schema.arguments]
+        if "generator" not in names and _draws_nothing(func, names, args, kwargs):
+            return func(*args, **kwargs)
         if "generator" not in names:
             sibling = _with_generator(func)
             if sibling is None:
