@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ravine.diagnose import Monitor, MonitorConfig, MonitorWarning, VerdictKind
+from ravine.diagnose._isolation import isolated
 from ravine.errors import ConfigError, NonFiniteError, UnsupportedError
 from ravine.optim import sgd
 
@@ -223,3 +224,20 @@ def test_bad_losses_and_models_are_refused_where_given() -> None:
         Monitor(model, seed=-1)
     with pytest.raises(ConfigError, match="MonitorConfig"):
         Monitor(model, config={"judge_every": 5})  # type: ignore[arg-type]
+
+
+def test_fused_rnn_and_attention_kernels_are_probed_without_touching_the_global_rng() -> None:
+    torch.manual_seed(0)
+    lstm = nn.LSTM(4, 8, num_layers=2, dropout=0.3, batch_first=True)
+    plain = nn.LSTM(4, 8, batch_first=True)  # a fused, seeded-tagged kernel that draws nothing
+    q = torch.randn(1, 2, 5, 8, requires_grad=True)
+    x = torch.randn(2, 5, 4)
+    for run in (
+        lambda: lstm(x)[0].sum().backward(),
+        lambda: plain(x)[0].sum().backward(),
+        lambda: nn.functional.scaled_dot_product_attention(q, q, q, dropout_p=0.1).sum().backward(),
+    ):
+        before = torch.random.get_rng_state()
+        with isolated(lstm):
+            run()
+        assert torch.equal(before, torch.random.get_rng_state())
