@@ -338,7 +338,7 @@ HEALTHY: dict[str, Scenario] = {
             _K.HEALTHY,
             "LSTM",
             "Adam",
-            "LSTM reading digits row by row (8 steps of 8 pixels), Adam 1e-3, batches of 16.",
+            "LSTM reading digits row by row (8 steps of 8 pixels), Adam 4e-3, batches of 16.",
             1500,
             0,
             healthy_lstm_adam,

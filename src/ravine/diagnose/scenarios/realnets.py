@@ -127,11 +127,11 @@ class _LSTMClassifier(nn.Module):
 
 
 def healthy_lstm_adam(seed: int) -> Run:
-    """LSTM over digits rows, Adam 1e-3, noisy batches of 16: healthy (its held-out loss keeps falling for
-    1500 steps: 2.2 → 0.33 measured at seed 0)."""
+    """LSTM over digits rows, Adam 4e-3, noisy batches of 16: healthy (its held-out loss falls from step ~25
+    on: 2.26 → 0.57 over the first 200 steps at seed 0)."""
     (x, y), _ = _digits(seed)
     model = _LSTMClassifier(seed)
-    return Run(model, torch.optim.Adam(model.parameters(), lr=1e-3), _ce, _minibatches(x, y, 16, seed))
+    return Run(model, torch.optim.Adam(model.parameters(), lr=4e-3), _ce, _minibatches(x, y, 16, seed))
 
 
 def healthy_mlp_adamw_small_batch(seed: int) -> Run:
