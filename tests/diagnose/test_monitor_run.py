@@ -232,12 +232,15 @@ def test_fused_rnn_and_attention_kernels_are_probed_without_touching_the_global_
     plain = nn.LSTM(4, 8, batch_first=True)  # a fused, seeded-tagged kernel that draws nothing
     q = torch.randn(1, 2, 5, 8, requires_grad=True)
     x = torch.randn(2, 5, 4)
-    for run in (
-        lambda: lstm(x)[0].sum().backward(),
-        lambda: plain(x)[0].sum().backward(),
-        lambda: nn.functional.scaled_dot_product_attention(q, q, q, dropout_p=0.1).sum().backward(),
-    ):
+
+    def loss(case: str) -> torch.Tensor:
+        if case == "attention":
+            out: torch.Tensor = nn.functional.scaled_dot_product_attention(q, q, q, dropout_p=0.1)
+            return out.sum()
+        return (lstm if case == "lstm" else plain)(x)[0].sum()
+
+    for case in ("lstm", "plain", "attention"):
         before = torch.random.get_rng_state()
         with isolated(lstm):
-            run()
+            loss(case).backward()
         assert torch.equal(before, torch.random.get_rng_state())
