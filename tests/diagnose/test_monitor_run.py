@@ -237,7 +237,8 @@ def test_fused_rnn_and_attention_kernels_are_probed_without_touching_the_global_
         if case == "attention":
             out: torch.Tensor = nn.functional.scaled_dot_product_attention(q, q, q, dropout_p=0.1)
             return out.sum()
-        return (lstm if case == "lstm" else plain)(x)[0].sum()
+        hidden: torch.Tensor = (lstm if case == "lstm" else plain)(x)[0]
+        return hidden.sum()
 
     for case in ("lstm", "plain", "attention"):
         before = torch.random.get_rng_state()
