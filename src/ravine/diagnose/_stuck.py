@@ -294,10 +294,12 @@ def _noise(ctx: Context) -> Verdict | None:
     if ctx.recent and ctx.recent[-1].full_batch:
         return None  # the same batch every step: there is no gradient noise to dominate
     scale, batch, used = noise_scale(ctx.recent)
-    if used < 2 and not math.isfinite(scale):
-        used = 0  # one probe whose signal estimate came out ≤ 0 is no evidence (before full batch is known)
     strongly_anti = math.isfinite(stats.cos_mean) and stats.cos_mean <= 2 * th.cos_anti
     at_floor = math.isfinite(stats.progress) and stats.progress >= th.noise_floor_progress
+    if used < 2 and not math.isfinite(scale) and not at_floor:
+        # Stuck in noise needs more than one probe whose signal came out ≤ 0 (e.g. before full batch is known);
+        # after progress, a vanishing signal is what a converged run shows.
+        used = 0
     if used:
         # Stuck in noise: the batch is below the noise scale. At the floor after progress, noise comparable to
         # the signal (SNR up to 2) already explains a flat loss: SGD fluctuating around its minimum.
