@@ -263,7 +263,7 @@ def gpt2(steps: int, chunk: int, batch: int, warmup: int) -> list[str]:
     lines += [
         "",
         f"Last probe took {default.cadence.probe_seconds:.2f} s against a measured "
-        f"{default.cadence.step_seconds:.3f} s per training step; the cadence keeps probe time within "
+        f"{default.cadence.step_seconds:.3f} s per training step; "
         "the default cadence doubles the probe interval while the verdict stays the same, up to one window "
         f"(here {default.cadence.max_every} steps); `probe_budget` = {default.config.probe_budget:g} (no time "
         "limit: probe steps do not depend on the machine's speed).",
