@@ -23,7 +23,13 @@ because its alpha gauge supports plain SGD only; it takes seconds per step, so i
 After timing, the bare and the monitored models have taken the same steps from the same start; their
 parameters are compared bit for bit (the monitor must not change the trajectory).
 
+With ``--only memory``: the Monitor's memory after 10⁴, 10⁵ and 10⁶ recorded steps on a model with 100 parameter
+tensors (``benchmarks/_monitor_scale.py``: the first ``--memory-real`` steps are real monitored training
+steps, the rest go through the monitor's row path without tensor work). With ``--only gpt2``: the per-step
+overhead on a GPT-2-shaped model with AdamW, with and without the default probes (batch given).
+
     .venv/bin/python -m benchmarks.monitor [--steps 10] [--repeats 31] [--no-cockpit] [--markdown PATH]
+    .venv/bin/python -m benchmarks.monitor --only memory,gpt2 [--memory-real 20005] [--gpt2-steps 300]
 """
 
 from __future__ import annotations
@@ -194,7 +200,21 @@ def main() -> None:
     parser.add_argument("--cockpit-repeats", type=int, default=5)
     parser.add_argument("--no-cockpit", action="store_true")
     parser.add_argument("--markdown", type=str, default=None, help="also write the section to this file")
+    parser.add_argument(
+        "--only", type=str, default="overhead", help="overhead, memory, gpt2 (comma-separated)"
+    )
+    parser.add_argument(
+        "--memory-real", type=int, default=20_005, help="real monitored steps before the synthetic ones"
+    )
+    parser.add_argument("--gpt2-steps", type=int, default=300)
+    parser.add_argument("--gpt2-chunk", type=int, default=50)
+    parser.add_argument("--gpt2-batch", type=int, default=4)
+    parser.add_argument("--gpt2-warmup", type=int, default=150)
     args = parser.parse_args()
+    parts = set(args.only.split(","))
+    if parts - {"overhead"}:
+        scale(args, parts)
+        return
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(1)
     batch = (
@@ -308,6 +328,25 @@ def main() -> None:
     lines += ["", f"End: {conditions(args.threads)}.", ""]
     print(lines[-2])
     emit("\n".join(lines), args.markdown, echo=False)
+
+
+def scale(args: argparse.Namespace, parts: set[str]) -> None:
+    """The memory and GPT-2 parts (see the module docstring)."""
+    from benchmarks import _monitor_scale
+
+    torch.set_num_threads(args.threads)
+    command = shlex.join([".venv/bin/python", "-m", "benchmarks.monitor", *sys.argv[1:]])
+    lines = [f"`{command}`", "", f"Start: {conditions(args.threads)}.", ""]
+    if "memory" in parts:
+        lines += ["### Monitor memory against run length", ""]
+        lines += _monitor_scale.memory([10_000, 100_000, 1_000_000], args.memory_real)
+        lines.append("")
+    if "gpt2" in parts:
+        lines += ["### Monitor overhead on a GPT-2-shaped model (AdamW, probes on)", ""]
+        lines += _monitor_scale.gpt2(args.gpt2_steps, args.gpt2_chunk, args.gpt2_batch, args.gpt2_warmup)
+        lines.append("")
+    lines += [f"End: {conditions(args.threads)}.", ""]
+    emit("\n".join(lines), args.markdown)
 
 
 if __name__ == "__main__":

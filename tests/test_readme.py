@@ -45,7 +45,9 @@ def test_readme_has_the_library_examples() -> None:
     assert any("RavineMonitorCallback" in block for block in blocks)
     assert any("RavineTrainerCallback" in block for block in blocks)
     assert any("monitor.history" in block and "monitor_figure" in block for block in blocks)
-    assert any("GPT2LMHeadModel" in block for block in blocks) and any("block_spectra" in block for block in blocks)
+    assert any("GPT2LMHeadModel" in block for block in blocks) and any(
+        "block_spectra" in block for block in blocks
+    )
 
 
 def test_install_lines_name_this_package_and_its_extras() -> None:
@@ -88,6 +90,20 @@ class _HFRegression(nn.Module):
         return {"loss": nn.functional.mse_loss(self.net(x), labels)}
 
 
+def _printed_comment(block: str) -> str:
+    """The text after a block's ``# prints:`` line (comment lines joined with spaces)."""
+    lines = block.split("# prints:\n", 1)[1].splitlines()
+    return " ".join(line.removeprefix("# ").strip() for line in lines if line.startswith("#"))
+
+
+def test_readme_monitor_example_prints_what_it_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    block = _blocks("python")[1]
+    exec(compile(block, str(README), "exec"), {})
+    printed = capsys.readouterr().out.strip()
+    assert printed == _printed_comment(block)
+    assert printed.startswith("ravine oscillation: ")
+
+
 # GPT-2's default config has dropout: ravine says, rightly, that it evaluates the Hessian in eval mode
 @pytest.mark.filterwarnings("ignore:curvature. model has BatchNorm/Dropout layers")
 def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,6 +124,7 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "x": x,
         "y": y,
     }
+    base = {name: namespace[name] for name in ("model", "loss_fn", "loader", "x", "y")}
     for block in _blocks("python"):
         if "lightning" in block:
             lightning = _framework("lightning")
@@ -121,6 +138,10 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             namespace["hf_model"] = _HFRegression(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)))
             namespace["train_dataset"] = [{"x": xi, "labels": yi} for xi, yi in zip(x, y, strict=True)]
         exec(compile(block, str(README), "exec"), namespace)
+        if (
+            "ravine.Monitor(" in block
+        ):  # the Monitor example builds its own model and data: later ones use ours
+            namespace.update(base)
         if "RavineMonitorCallback" in block or "RavineTrainerCallback" in block:
             callback: Any = namespace["callback"]
             assert callback.monitor is not None and len(callback.monitor.history) > 0

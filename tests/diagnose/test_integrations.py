@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -57,7 +58,7 @@ def _assert_recorded(monitor: Any, clip: float) -> None:
     assert monitor.errors == []
 
 
-def test_lightning_callback_records_every_optimizer_step() -> None:
+def test_lightning_callback_records_every_optimizer_step(tmp_path: Any) -> None:
     lightning = _framework("lightning")
     from ravine.diagnose.integrations.lightning import RavineMonitorCallback
 
@@ -77,13 +78,14 @@ def test_lightning_callback_records_every_optimizer_step() -> None:
     x, y = _data()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=BATCH)
     callback = RavineMonitorCallback()
+    csv = importlib.import_module("lightning.pytorch.loggers").CSVLogger(str(tmp_path), name="run")
     trainer = lightning.Trainer(
         max_epochs=1,
         accumulate_grad_batches=ACCUMULATE,
         gradient_clip_val=1.0,
         callbacks=[callback],
         accelerator="cpu",
-        logger=False,
+        logger=csv,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -91,6 +93,9 @@ def test_lightning_callback_records_every_optimizer_step() -> None:
     trainer.fit(Regression(), loader)
     assert trainer.global_step == STEPS
     _assert_recorded(callback.monitor, clip=1.0)
+    # The monitor's signals went through the trainer's own logger.
+    text = (Path(csv.log_dir) / "metrics.csv").read_text()
+    assert "ravine/loss" in text and "ravine/grad_norm" in text
 
 
 def test_huggingface_callback_records_every_optimizer_step(tmp_path: Any) -> None:
@@ -120,10 +125,19 @@ def test_huggingface_callback_records_every_optimizer_step(tmp_path: Any) -> Non
         save_strategy="no",
         use_cpu=True,
         disable_tqdm=True,
-        logging_strategy="no",
+        logging_strategy="steps",
+        logging_steps=2,
     )
     callback = RavineTrainerCallback()
-    trainer = transformers.Trainer(model=Regression(), args=args, train_dataset=dataset, callbacks=[callback])
+    logged: list[dict[str, Any]] = []
+
+    class Spy(transformers.TrainerCallback):  # type: ignore[misc, name-defined]
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            logged.append(dict(logs or {}))
+
+    trainer = transformers.Trainer(
+        model=Regression(), args=args, train_dataset=dataset, callbacks=[callback, Spy()]
+    )
     trainer.train()
     assert trainer.state.global_step == STEPS
     monitor = callback.monitor
@@ -133,3 +147,6 @@ def test_huggingface_callback_records_every_optimizer_step(tmp_path: Any) -> Non
     assert len(history) == STEPS
     assert all(math.isfinite(value) and value > 0 for value in history.columns["loss"])
     assert monitor.errors == []
+    # The Trainer's logs carry the monitor's signals (from the latest flushed rows) and, at the end, its verdict.
+    assert any("ravine/grad_norm" in entry for entry in logged)
+    assert "ravine/verdict" in callback.latest

@@ -78,7 +78,13 @@ def scenario(
     console.print(f"report: {path}")
 
 
-@app.command("script")
+def _script_help() -> str:
+    from ravine.diagnose.script import FORMAT
+
+    return FORMAT
+
+
+@app.command("script", epilog=_script_help())
 def script(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
     path: Annotated[
         Path,
@@ -88,24 +94,43 @@ def script(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
     ],
     steps: Annotated[int, typer.Option(min=1, help="Training steps to run under the Monitor.")] = 500,
     optimizer: Annotated[
-        str, typer.Option(help="Optimizer to train with: sgd, momentum, adam, adagrad, rmsprop or adadelta.")
-    ] = "sgd",
-    lr: Annotated[float, typer.Option(help="Learning rate of that optimizer.")] = 0.01,
+        str | None,
+        typer.Option(
+            help="Optimizer to train with when the script builds none: sgd (default), momentum, adam, adagrad, "
+            "rmsprop or adadelta."
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Its learning rate (default 0.01) when the script builds no optimizer."),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size drawn from your data.")] = 64,
-    seed: Annotated[int, typer.Option(help="Seed of the batch order.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the batch order.")] = 0,
     out: Annotated[
         Path, typer.Option(help="Folder for diagnose-script.html (created if missing).")
     ] = DEFAULT_OUT,
 ) -> None:
-    """Your training script under the Monitor for STEPS steps: the verdict, its evidence and remedies."""
+    """Train your script's model for STEPS steps under the Monitor and print the verdict with its evidence.
+
+    Ctrl-C stops training: the verdict so far is printed and the report written, marked partial."""
     folder = output_dir("diagnose script", out)
+    from ravine.diagnose._panel import LivePanel
     from ravine.diagnose.script import diagnose_script
     from ravine.report.diagnose import verdict_text, write_html
 
-    monitor = diagnose_script(path, steps=steps, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed)
-    verdict = monitor.verdict()
-    console.print(verdict_text(verdict), highlight=False)
+    with LivePanel(console, f"ravine diagnose script {path.name}") as panel:
+        run = diagnose_script(
+            path, steps=steps, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, on_step=panel
+        )
+    if run.interrupted:
+        console.print(
+            f"[bold yellow]interrupted after {run.steps} of {run.requested} steps: the verdict so far[/]"
+        )
+    console.print(verdict_text(run.verdict), highlight=False)
+    title = "ravine diagnose (PARTIAL: interrupted)" if run.interrupted else "ravine diagnose"
     report = write_html(
-        folder / "diagnose-script.html", [(path.name, monitor, f"{path} with {optimizer} lr={lr}")]
+        folder / "diagnose-script.html", [(path.name, run.monitor, f"{path}: {run.description}")], title=title
     )
     console.print(f"report: {report}")
+    if run.interrupted:
+        raise typer.Exit(130)

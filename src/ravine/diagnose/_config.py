@@ -3,11 +3,12 @@ rules compare against (:class:`Thresholds`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 
 from ravine.errors import ConfigError
 
-__all__ = ["MonitorConfig", "Thresholds"]
+__all__ = ["MonitorConfig", "Thresholds", "check_config", "check_fields"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class Thresholds:
     converged_fraction: float = 1e-3
     classification_max_age: int = 300
     noise_floor_progress: float = 0.2
+    small_sensitivity: float = 1e-3
+    stuck_factor: float = 3.0
+    constant_margin: float = 0.02
+    dead_share: float = 0.9
+    depth_ratio: float = 1e3
+    edge_ratio: float = 0.9
+
+    def __post_init__(self) -> None:
+        check_fields(self, _THRESHOLD_DOMAINS)
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ class MonitorConfig:
         probe_every: Steps between amortised probes (one Hessian-vector product and two half-batch gradients;
             needs ``loss_fn`` and ``batch=``, or ``closure=``). 0 disables probes.
         probe_batch: At most this many samples of the batch are used by a probe or a classification.
-        update_every: Steps between measurements of the update Δθ (each costs two copies of θ and a few
+        update_every: Steps between measurements of the update Δθ (each costs one copy of θ and a few
             passes over it; the loss and the gradient norms are recorded on every step). None: every step for
             models up to ``small_model`` parameters, every 10 steps above.
         small_model: Parameter count up to which ``update_every=None`` measures every step.
@@ -79,6 +89,21 @@ class MonitorConfig:
         max_dense_params: Up to this many parameters the classification uses the exact (dense) Hessian.
         lanczos_hvps: Hessian-vector products the Lanczos classification may spend (larger models).
         saddle_tol: λ_min < −saddle_tol·max|λ| counts as negative curvature.
+        probe_budget: Share of the training time the probes may take: after each probe the next one is put off
+            until the measured training time makes up for it (e.g. 0.03). 0 (default): no time limit, so that
+            the probe steps, and the verdicts, do not depend on the machine's speed. Either way the interval
+            doubles while the verdict's kind stays the same and is reset to ``probe_every`` when it changes.
+        probe_max_every: The longest interval between probes (None: the rules' window, so that each window
+            of judged steps holds a probe).
+        history_window: Newest steps kept at full resolution in every column of the history (at least
+            ``burst_memory + 2·window`` + a margin); older steps are kept as (min, median, max) blocks that
+            double in size with age, so the history's memory does not grow with the run.
+        layer_window: Newest steps whose per-parameter norms are kept.
+        max_records: Newest probes, classifications and refused steps kept (plus the first few).
+        sketch_size: Buckets of the sketches that give the cosine of successive updates and the distance from
+            the start on models with more than 4× as many parameters (±1/√k on a cosine); smaller models
+            keep exact copies.
+        log_every: Steps between rows sent to the loggers (TensorBoard, Lightning's or HF's).
         thresholds: The verdict rules' numbers.
     """
 
@@ -94,23 +119,104 @@ class MonitorConfig:
     max_dense_params: int = 2000
     lanczos_hvps: int = 60
     saddle_tol: float = 1e-3
+    probe_budget: float = 0.0
+    probe_max_every: int | None = None
+    history_window: int = 4096
+    layer_window: int = 256
+    max_records: int = 1024
+    sketch_size: int = 4096
+    log_every: int = 1
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     def __post_init__(self) -> None:
-        for name in (
-            "judge_every",
-            "weight_norm_every",
-            "distance_every",
-            "flush_every",
-            "probe_batch",
-            "lanczos_hvps",
-        ):
-            value = getattr(self, name)
-            if value < 1:
-                raise ConfigError(f"MonitorConfig: {name} must be >= 1, got {name}={value}")
-        if self.probe_every < 0:
-            raise ConfigError(f"MonitorConfig: probe_every must be >= 0, got probe_every={self.probe_every}")
-        if self.update_every is not None and self.update_every < 1:
+        if not isinstance(self.thresholds, Thresholds):
             raise ConfigError(
-                f"MonitorConfig: update_every must be >= 1 or None (automatic), got update_every={self.update_every}"
+                f"MonitorConfig: thresholds must be a Thresholds, got {type(self.thresholds).__name__}; pass "
+                "thresholds=Thresholds(...)"
             )
+        check_fields(self, _CONFIG_DOMAINS)
+
+
+Domain = tuple[str, float, float, bool]
+"""(kind, low, high, low inclusive): kind "int" (integers, bool refused) or "float" (finite numbers); the
+value must lie in [low, high] (or (low, high] when low is not inclusive)."""
+
+_INT: Domain = ("int", 1, math.inf, True)
+_FLOAT: Domain = ("float", 0.0, math.inf, True)
+_POSITIVE: Domain = ("float", 0.0, math.inf, False)
+_SHARE: Domain = ("float", 0.0, 1.0, True)
+_COSINE: Domain = ("float", -1.0, 1.0, True)
+_FACTOR: Domain = ("float", 1.0, math.inf, False)
+
+_THRESHOLD_DOMAINS: dict[str, Domain] = {
+    "window": ("int", 10, math.inf, True),
+    "small_grad_ratio": _SHARE,
+    "cos_anti": _COSINE,
+    "cos_aligned": _COSINE,
+    "cos_uncorrelated": _SHARE,
+    "overshoot": _POSITIVE,
+    "spike_factor": _FACTOR,
+    "burst_lr_factor": _FACTOR,
+    "blowup_factor": _FACTOR,
+    "converged_fraction": _SHARE,
+    "noise_floor_progress": _SHARE,
+    "dead_share": _SHARE,
+    "edge_ratio": _POSITIVE,
+    "depth_ratio": _POSITIVE,
+    "stuck_factor": _POSITIVE,
+}
+"""Fields with a narrower domain than their type's default (ints >= 1, floats finite and >= 0)."""
+
+_CONFIG_DOMAINS: dict[str, Domain] = {
+    "probe_every": ("int", 0, math.inf, True),
+    "small_model": ("int", 0, math.inf, True),
+    "history_window": ("int", 256, math.inf, True),
+    "sketch_size": ("int", 16, math.inf, True),
+    "probe_budget": _SHARE,
+}
+
+
+def _describe(domain: Domain) -> str:
+    kind, low, high, inclusive = domain
+    what = "an integer" if kind == "int" else "a finite number"
+    if high == math.inf:
+        return f"{what} {'>=' if inclusive else '>'} {low:g}"
+    return f"{what} in {'[' if inclusive else '('}{low:g}, {high:g}]"
+
+
+def check_fields(obj: object, domains: dict[str, Domain]) -> None:
+    """Check every field of a config dataclass against its domain (from ``domains``, else its type)."""
+    owner = type(obj).__name__
+    for item in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, item.name)
+        annotation = str(item.type)
+        default = item.default
+        if annotation == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{owner}: {item.name} must be True or False, got {item.name}={value!r}")
+            continue
+        if annotation == "int | None" and value is None:
+            continue
+        if annotation not in ("int", "float", "int | None"):
+            continue
+        domain = domains.get(item.name, _INT if annotation.startswith("int") else _FLOAT)
+        kind, low, high, inclusive = domain
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = number and (isinstance(value, int) if kind == "int" else math.isfinite(value))
+        if ok:
+            ok = (value >= low if inclusive else value > low) and value <= high
+        if not ok:
+            extra = " or None (automatic)" if annotation == "int | None" else ""
+            raise ConfigError(
+                f"{owner}: {item.name} must be {_describe(domain)}{extra}, got {item.name}={value!r} "
+                f"(the default is {item.name}={default!r})"
+            )
+
+
+def check_config(config: object) -> MonitorConfig:
+    """The Monitor's config: ``MonitorConfig()`` for None, the config itself if it is one, else an error."""
+    if config is None:
+        return MonitorConfig()
+    if not isinstance(config, MonitorConfig):
+        raise ConfigError(f"Monitor: config must be a MonitorConfig, got {type(config).__name__}")
+    return config

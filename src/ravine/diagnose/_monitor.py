@@ -19,38 +19,52 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import math
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from ravine.diagnose._cadence import ProbeCadence
 from ravine.diagnose._classify import classify_plateau
-from ravine.diagnose._config import MonitorConfig
+from ravine.diagnose._config import MonitorConfig, check_config
+from ravine.diagnose._decide import decide
 from ravine.diagnose._history import History
-from ravine.diagnose._probes import isolated, probe_curvature_noise
-from ravine.diagnose._records import CriticalPointRecord, ProbeRecord, Verdict, VerdictKind
+from ravine.diagnose._inputs import (
+    StepCounter,
+    check_loss,
+    check_model,
+    check_optimizer,
+    check_probe_inputs,
+    unwrap,
+    unwrap_model,
+)
+from ravine.diagnose._isolation import ProbeGenerators, isolated
+from ravine.diagnose._live import Live, VerdictCallback
+from ravine.diagnose._logs import Capped
+from ravine.diagnose._probing import build_probe, split_batch
+from ravine.diagnose._records import (
+    CriticalPointRecord,
+    ProbeRecord,
+    Regime,
+    SharpnessRecord,
+    Verdict,
+    VerdictKind,
+)
+from ravine.diagnose._regimes import RegimeTracker
 from ravine.diagnose._rows import Row, RowBuffer, as_tensor
-from ravine.diagnose._signals import UpdateTracker, effective_lr_stats, layer_grad_norms
-from ravine.diagnose._verdict import judge
+from ravine.diagnose._signals import layer_grad_norms
+from ravine.diagnose._updates import UpdateTracker
 from ravine.errors import ConfigError, MonitorWarning
 
 __all__ = ["Monitor"]
 
 Placement = Literal["auto", "before", "after"]
 LossFn = Callable[[Any, Any], torch.Tensor]
-
-
-def _unwrap(optimizer: Any) -> Any:
-    """The torch optimizer inside a framework's wrapper (accelerate's ``AcceleratedOptimizer``, Lightning's
-    ``LightningOptimizer``), whose own step hooks would never fire; anything else as it is."""
-    seen = 0
-    while seen < 4 and isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
-        optimizer = optimizer.optimizer
-        seen += 1
-    return optimizer
 
 
 class Monitor:
@@ -97,55 +111,83 @@ class Monitor:
         strict: bool = False,
         seed: int = 0,
         placement: Placement = "auto",
+        on_verdict: VerdictCallback | None = None,
+        loggers: Sequence[Any] = (),
     ) -> None:
         if placement not in ("auto", "before", "after"):
             raise ConfigError(f"Monitor: placement must be 'auto', 'before' or 'after', got {placement=}")
-        optimizer = _unwrap(optimizer)
-        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-        if not named:
-            raise ConfigError("Monitor: the model has no trainable parameters (all have requires_grad=False)")
+        if loss_fn is not None and not callable(loss_fn):
+            raise ConfigError(
+                f"Monitor: loss_fn must be callable as loss_fn(outputs, targets), got {loss_fn!r}"
+            )
+        if not isinstance(strict, bool):
+            raise ConfigError(f"Monitor: strict must be True or False, got {strict=!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"Monitor: seed must be an integer >= 0, got {seed=!r}")
+        self.config = check_config(config)
+        optimizer = unwrap(optimizer)
+        model = unwrap_model(model)
+        named = check_model(model)
         # Parameters ordered by (device, dtype) group, so that flat buffers line up with them.
         keys: dict[tuple[torch.device, torch.dtype], int] = {}
         for _, p in named:
             keys.setdefault((p.device, p.dtype), len(keys))
         named.sort(key=lambda item: keys[(item[1].device, item[1].dtype)])
+        check_optimizer(optimizer, [p for _, p in named])
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
-        self.config = config or MonitorConfig()
         self.strict = strict
         self.seed = seed
         self.placement: Placement = placement
         self.names = [name for name, _ in named]
         self.params = [p for _, p in named]
         self.frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
-        self.history = History(list(self.names))
-        self.probes: list[ProbeRecord] = []
-        self.critical_points: list[CriticalPointRecord] = []
-        self.timeline: list[tuple[int, VerdictKind]] = []
-        self.errors: list[str] = []
-        self.notes: list[str] = []
+        cfg = self.config
+        th = cfg.thresholds
+        recent = max(cfg.history_window, th.burst_memory + 2 * th.window + 256 + cfg.judge_every)
+        self.history = History(list(self.names), recent=recent, layer_window=cfg.layer_window)
+        self.probes: Capped[ProbeRecord] = Capped(head=16, tail=cfg.max_records)
+        self.critical_points: Capped[CriticalPointRecord] = Capped(head=4, tail=cfg.max_records)
+        self.sharpness: list[SharpnessRecord] = []
+        self.regimes = RegimeTracker(window=th.window)
+        self.recent_batches: collections.deque[Any] = collections.deque(maxlen=8)
+        self._probe_key: object = None
+        self.errors: Capped[str] = Capped(head=50, tail=50)
+        self.notes: Capped[str] = Capped(head=50, tail=200)
+        self.refused_steps: Capped[int] = Capped(head=16, tail=cfg.max_records)
+        """Steps at which the optimizer was called but did not step (it raised, e.g. on a NaN gradient)."""
         numel = sum(p.numel() for p in self.params)
-        every = self.config.update_every or (1 if numel <= self.config.small_model else 10)
+        every = cfg.update_every or (1 if numel <= cfg.small_model else 10)
         self._tracker = UpdateTracker(
             self.params,
             every=every,
-            weight_every=self.config.weight_norm_every,
-            distance_every=self.config.distance_every,
-            extra=self.config.probe_every,
+            weight_every=cfg.weight_norm_every,
+            distance_every=cfg.distance_every,
+            extra=cfg.probe_every,
+            sketch=cfg.sketch_size,
+            seed=seed,
         )
-        self._warned = False
-        self._optimizer_steps = 0
-        self._steps_at_last_call = -1
+        self._generators = ProbeGenerators(seed + 1)
+        self.cadence = ProbeCadence(
+            cfg.probe_every, max_every=cfg.probe_max_every or th.window, budget=cfg.probe_budget
+        )
+        """When the probes run (adaptive: see :mod:`ravine.diagnose._cadence`)."""
+        self._probe_kind: VerdictKind | None = None
+        self._warned: set[str] = set()
+        self._first_call = True
+        self._closed = False
+        self._checked_probe_inputs = False
         self._count = 0
         self._verdict: Verdict | None = None
         self._rows = RowBuffer(self.history)
+        self._live = Live(self, on_verdict, loggers)
         self._last_batch: Any = None
         self._last_closure: Callable[[], torch.Tensor] | None = None
-        self._hook: Any = None
+        self._counter = StepCounter(None, self.params)
         if optimizer is not None:
             try:
-                self._hook = optimizer.register_step_post_hook(self._on_optimizer_step)
+                self._counter = StepCounter(optimizer, self.params)
             except Exception as error:  # an optimizer look-alike without torch's hooks: judge without them
                 self._fail("optimizer hook", error)
 
@@ -162,8 +204,21 @@ class Monitor:
         Args:
             loss: The step's loss (a tensor is kept on its device until the next flush; None if not known).
             batch: ``(inputs, targets)`` of this step, for the probes (needs ``loss_fn``).
-            closure: Alternatively, a function that recomputes the loss on this step's data (probes only).
+            closure: Alternatively, a function that recomputes and returns the loss on this step's data
+                (probes only). It must not call ``backward`` or ``zero_grad`` (a torch.optim-style closure is
+                refused on the first call, with the gradients left as they were).
+
+        Raises:
+            ConfigError: On the first call, for a loss that is not a scalar, a batch that is not an
+                ``(inputs, targets)`` pair, a ``loss_fn`` that does not return a scalar tensor, or a closure
+                that calls ``backward``. The monitor's own failures are never raised (unless ``strict``).
         """
+        if self._closed:
+            self._warn_once("closed", "monitor.step() after close(): this step is not recorded")
+            return
+        check_loss(loss)
+        if not self._checked_probe_inputs and (batch is not None or closure is not None):
+            self._check_probe_inputs(batch, closure)
         try:
             self._step(loss, batch, closure)
         except Exception as error:
@@ -173,6 +228,7 @@ class Monitor:
 
     def add_loss(self, loss: torch.Tensor | float) -> None:
         """Set the loss of the most recent step (for integrations that see the loss after the gradients)."""
+        check_loss(loss)
         try:
             if self._rows.reopen_last():
                 self._rows.pending[-1].loss = as_tensor(loss)
@@ -185,7 +241,7 @@ class Monitor:
         """Judge the history now (running a Hessian classification if a small-gradient plateau needs one)."""
         try:
             self._flush()
-            self._judge(self.history.steps[-1] if self.history.steps else -1)
+            self._judge(self.history.steps[-1] if len(self.history) else -1)
         except Exception as error:
             if self.strict:
                 raise
@@ -194,18 +250,35 @@ class Monitor:
             return Verdict(VerdictKind.HEALTHY, "no steps recorded yet", -1)
         return self._verdict
 
+    def flush(self) -> None:
+        """Move the pending rows to :attr:`history` and the loggers now (one host synchronisation; the
+        monitor does this by itself every ``flush_every`` steps and at each verdict)."""
+        try:
+            self._flush(keep_last=True)
+        except Exception as error:
+            if self.strict:
+                raise
+            self._fail("flush", error)
+
     def close(self) -> None:
-        """Remove the optimizer hook and flush; the monitor's data stays readable."""
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        """Remove the optimizer hooks, flush, and close the loggers; the monitor's data stays readable."""
+        if self._closed:
+            return
+        self._counter.remove()
         self._flush()
+        self._closed = True
+        self._live.close()
 
     def __enter__(self) -> Monitor:
         return self
 
     def __exit__(self, *args: object) -> None:
         self.close()
+
+    @property
+    def timeline(self) -> list[Regime]:
+        """The regimes so far (kind, onset, last judged step), oldest first; the last one is current."""
+        return self.regimes.timeline
 
     @property
     def last_verdict(self) -> Verdict | None:
@@ -216,27 +289,52 @@ class Monitor:
     def _fail(self, where: str, error: BaseException | str) -> None:
         text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
         message = f"step {self._count}: {where}: {text}"
-        if len(self.errors) < 100:
-            self.errors.append(message)
-        if not self._warned:
-            self._warned = True
-            warnings.warn(
-                f"ravine Monitor: {message} (further errors in monitor.errors)", MonitorWarning, stacklevel=3
-            )
+        self.errors.append(message)
+        self._warn_once("error", f"{message} (further errors in monitor.errors)")
 
-    def _on_optimizer_step(self, *args: object, **kwargs: object) -> None:
-        self._optimizer_steps += 1
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(f"ravine Monitor: {message}", MonitorWarning, stacklevel=4)
+
+    def _check_probe_inputs(self, batch: Any, closure: Callable[[], torch.Tensor] | None) -> None:
+        """On the first call with probe inputs (see :func:`~ravine.diagnose._inputs.check_probe_inputs`)."""
+        self._checked_probe_inputs = True
+        try:
+            with isolated(self.model, self._generators):
+                check_probe_inputs(self, batch, closure)
+        except ConfigError:
+            raise  # the inputs are not what the monitor was promised: say so now, where they are given
+        except (
+            Exception
+        ) as error:  # the user's model or loss failed: the probes will too; never stop training
+            if self.strict:
+                raise
+            self._fail("probe inputs", error)
 
     def _step(
         self, loss: torch.Tensor | float | None, batch: Any, closure: Callable[[], torch.Tensor] | None
     ) -> None:
+        attempts, stepped, changed = self._counter.since_last_call()
         if self.optimizer is not None:
-            if self._steps_at_last_call < 0 and self.placement == "auto":
-                self.placement = "after" if self._optimizer_steps > 0 else "before"
-            if self._steps_at_last_call == self._optimizer_steps and self._rows.reopen_last():
-                self._rows.merge_micro_batch(layer_grad_norms(self.params)[0], loss)
-                return
-            self._steps_at_last_call = self._optimizer_steps
+            if self._first_call and self.placement == "auto":
+                self.placement = "after" if stepped > 0 else "before"
+            hooked = bool(self._counter.handles)
+            if not self._first_call and hooked and attempts == 0 and self._rows.reopen_last():
+                if not changed:  # gradient accumulation: one more micro-batch of the same step
+                    self._rows.merge_micro_batch(layer_grad_norms(self.params)[0], loss)
+                    return
+                self._warn_once(
+                    "other optimizer",
+                    "the parameters changed but the optimizer given to the Monitor did not step: is another "
+                    "optimizer stepping the model? Each call is recorded as a step; pass that optimizer",
+                )
+            if attempts > stepped:
+                # The optimizer was called but refused (it raised): that row stays its own step.
+                refused = self._count if self.placement == "after" else self._count - 1
+                self.refused_steps.append(refused)
+                self.notes.append(f"step {refused}: the optimizer was called but did not step (it raised)")
+        self._first_call = False
         layer_grad, missing = layer_grad_norms(self.params)
         if missing == len(self.params):
             self._fail("gradients", "no parameter has a gradient; call monitor.step after backward")
@@ -249,13 +347,11 @@ class Monitor:
         self._count += 1
         self._last_batch = batch
         self._last_closure = closure
+        if batch is not None:
+            self.recent_batches.append(batch)
         cfg = self.config
-        if (
-            cfg.probe_every
-            and count > 0
-            and count % cfg.probe_every == 0
-            and (closure is not None or batch is not None)
-        ):
+        self.cadence.tick()
+        if count > 0 and self.cadence.due(count) and (closure is not None or batch is not None):
             self._probe(count, batch, closure)
         if len(self._rows.pending) > cfg.flush_every:
             self._flush(keep_last=True)
@@ -266,38 +362,24 @@ class Monitor:
     def _flush(self, *, keep_last: bool = False) -> None:
         """Move pending rows to the history (one host transfer); ``keep_last`` leaves the newest row pending,
         since micro-batches may still be merged into it."""
+        before = len(self.history)
         self._rows.flush(placement=self.placement, keep_last=keep_last)
+        self._live.rows_added(before)
 
     # ------------------------------------------------------------------ judging and probing
     def _judge(self, step: int) -> None:
-        hist = self.history
-        th = self.config.thresholds
-        verdict = judge(
-            hist.columns, hist.steps, probes=self.probes, critical_points=self.critical_points, thresholds=th
-        )
-        # A small-gradient plateau nobody has classified yet: ask the Hessian, then judge again.
-        if verdict.kind is VerdictKind.CRITICAL_POINT and self.config.classify and self._classify(step):
-            verdict = judge(
-                hist.columns,
-                hist.steps,
-                probes=self.probes,
-                critical_points=self.critical_points,
-                thresholds=th,
-            )
         previous = self._verdict
-        onset = previous.onset if previous is not None and previous.kind is verdict.kind else verdict.step
-        self._verdict = Verdict(
-            verdict.kind, verdict.summary, verdict.step, verdict.evidence, verdict.remedies, onset
-        )
-        self.timeline.append((verdict.step, verdict.kind))
+        with isolated(self.model, self._generators):
+            self._verdict = decide(self, step)
+        self._live.judged(previous, self._verdict)
 
     def _classify(self, step: int) -> bool:
         """Classify the current point with ravine.curvature; False when there is no batch or loss_fn."""
         if self._last_batch is None or self.loss_fn is None:
             return False
-        inputs, targets = _split_batch(self._last_batch)
+        inputs, targets = split_batch(self._last_batch)
         take = self.config.probe_batch
-        with isolated(self.model):
+        with isolated(self.model, self._generators):
             record, caught = classify_plateau(
                 self.model,
                 self.loss_fn,
@@ -314,55 +396,13 @@ class Monitor:
         return True
 
     def _probe(self, step: int, batch: Any, closure: Callable[[], torch.Tensor] | None) -> None:
-        halves: list[Callable[[], torch.Tensor]]
-        sizes: list[int]
-        train_size = 1
-        if closure is not None:
-            halves, sizes = [closure], [1]
-        else:
-            if self.loss_fn is None:
-                return
-            inputs, targets = _split_batch(batch)
-            train_size = len(inputs)
-            take = min(train_size, self.config.probe_batch)
-            loss_fn = self.loss_fn
-            model = self.model
-            if take >= 4:
-                half = take // 2
-                xa, ya, xb, yb = inputs[:half], targets[:half], inputs[half:take], targets[half:take]
-                halves = [lambda: loss_fn(model(xa), ya), lambda: loss_fn(model(xb), yb)]
-                sizes = [half, take - half]
-            else:
-                x1, y1 = inputs[:take], targets[:take]
-                halves, sizes = [lambda: loss_fn(model(x1), y1)], [take]
-        direction = self._tracker.update_direction(step)
-        with isolated(self.model):
-            result = probe_curvature_noise(
-                self.params, direction, halves, train_batch_size=train_size, half_sizes=sizes
-            )
-        lr = math.nan
-        if self.optimizer is not None and self.optimizer.param_groups:
-            lr = float(self.optimizer.param_groups[0].get("lr", math.nan))
-        eff_max, eff_median = effective_lr_stats(self.optimizer, self.params)
-        self.probes.append(
-            ProbeRecord(
-                step=step,
-                curvature=result.curvature,
-                overshoot=result.overshoot,
-                lr=lr,
-                stability_limit=2.0 / lr if lr > 0 and math.isfinite(lr) else math.nan,
-                effective_lr_max=eff_max,
-                effective_lr_median=eff_median,
-                snr=result.snr,
-                noise_scale=result.noise_scale,
-            )
-        )
-
-
-def _split_batch(batch: Any) -> tuple[Any, Any]:
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    raise ConfigError(
-        f"Monitor: batch must be an (inputs, targets) pair for loss_fn(model(inputs), targets), got "
-        f"{type(batch).__name__}; pass closure= for other layouts"
-    )
+        if closure is None and self.loss_fn is None:
+            return
+        start = time.perf_counter()
+        try:
+            with isolated(self.model, self._generators):
+                self.probes.append(build_probe(self, step, batch, closure))
+        finally:
+            kind = self._verdict.kind if self._verdict is not None else None
+            self.cadence.done(step, seconds=time.perf_counter() - start, steady=kind is self._probe_kind)
+            self._probe_kind = kind

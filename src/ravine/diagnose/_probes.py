@@ -2,39 +2,21 @@
 
 The Hessian's extreme eigenvalues (plateau classification) come from :mod:`ravine.curvature`, not from here.
 Every probe runs on the live model by double backward (``torch.autograd.grad`` with ``create_graph=True``), so
-it never touches ``p.grad``. To leave the training trajectory bit-identical it saves and restores the global
-RNG (dropout draws) and the module buffers (BatchNorm running statistics) around itself.
+it never touches ``p.grad``. To leave the training trajectory bit-identical the monitor runs it under
+:func:`~ravine.diagnose._isolation.isolated` (private generators for dropout, module buffers restored).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-__all__ = ["CurvatureNoise", "isolated", "probe_curvature_noise"]
+__all__ = ["CurvatureNoise", "probe_curvature_noise"]
 
 Tensors = list[torch.Tensor]
-
-
-@contextlib.contextmanager
-def isolated(model: nn.Module) -> Iterator[None]:
-    """Run a probe without side effects on the model's buffers or on the global RNG."""
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    devices = sorted(
-        {b.device.index for b, _ in buffers if b.device.type == "cuda" and b.device.index is not None}
-    )
-    with torch.random.fork_rng(devices=devices, enabled=True):
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for buffer, saved in buffers:
-                    buffer.copy_(saved)
 
 
 def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -58,6 +40,9 @@ class CurvatureNoise:
     snr: float
     noise_scale: float
     grad_norm: float
+    trace_sigma: float = math.nan
+    signal: float = math.nan
+    objective_grad_norm: float = math.nan
 
 
 def probe_curvature_noise(
@@ -67,20 +52,25 @@ def probe_curvature_noise(
     *,
     train_batch_size: int,
     half_sizes: Sequence[int],
+    coupled_decay: float = 0.0,
 ) -> CurvatureNoise:
     """Curvature along ``direction`` and the gradient noise from two half-batch losses.
 
     With g_A, g_B the half-batch gradients (b_A, b_B samples) and g their mean, tr Σ ≈ ‖g_A − g_B‖² / (1/b_A +
     1/b_B); the signal ‖E g‖² ≈ ‖g‖² − tr Σ/(b_A + b_B). For the last update d, dᵀHd comes from one
     Hessian-vector product; the gradient that made d is estimated as g_prev ≈ g − Hd (exact on a quadratic), so
-    ``overshoot = dᵀHd / (−g_prevᵀd)`` is the step's length over the 1-D optimum along d.
+    ``overshoot = dᵀHd / (−g_prevᵀd)`` is the step's length over the 1-D optimum along d. With coupled weight
+    decay λ the objective is L + λ‖θ‖²/2: its gradient g + λθ and Hessian H + λI are used throughout. A step
+    that was not a descent direction for the estimated gradient (g_prevᵀd ≥ 0, common with momentum, adaptive
+    denominators and noisy batches) has no 1-D optimum ahead: its overshoot is NaN, not infinite. A negative
+    signal estimate is kept as measured (``signal``) but the SNR is then 0 and the noise scale infinite.
     """
     want_hvp = direction is not None
     losses = [closure() for closure in halves]
     grads_per_half = [_grads(loss, params, create_graph=want_hvp) for loss in losses]
     if len(grads_per_half) == 1:
         g = grads_per_half[0]
-        snr = noise_scale = math.nan
+        snr = noise_scale = trace_sigma = signal = math.nan
     else:
         ga, gb = grads_per_half
         na, nb = half_sizes
@@ -95,9 +85,14 @@ def probe_curvature_noise(
             trace_sigma = diff / (1.0 / na + 1.0 / nb)
             signal = float(_dot(g, g)) - trace_sigma / total
             noise_train = trace_sigma / max(train_batch_size, 1)
-            snr = signal / noise_train if noise_train > 0 else math.inf
+            snr = max(signal, 0.0) / noise_train if noise_train > 0 else math.inf
             noise_scale = trace_sigma / signal if signal > 0 else math.inf
-    grad_norm = math.sqrt(max(float(_dot([x.detach() for x in g], [x.detach() for x in g])), 0.0))
+    detached = [x.detach() for x in g]
+    grad_norm = math.sqrt(max(float(_dot(detached, detached)), 0.0))
+    objective = detached
+    if coupled_decay > 0:
+        objective = [x + coupled_decay * p.detach() for x, p in zip(detached, params, strict=True)]
+    objective_grad_norm = math.sqrt(max(float(_dot(objective, objective)), 0.0))
     curvature = overshoot = math.nan
     if direction is not None:
         d_norm2 = float(_dot(direction, direction))
@@ -105,8 +100,17 @@ def probe_curvature_noise(
             gd = _dot(g, [d.to(x.dtype) for d, x in zip(direction, g, strict=True)])
             hd = torch.autograd.grad(gd.to(g[0].dtype) if g else gd, params, allow_unused=True)
             hd_list = [torch.zeros_like(p) if h is None else h for h, p in zip(hd, params, strict=True)]
-            dhd = float(_dot(direction, hd_list))
+            dhd = float(_dot(direction, hd_list)) + coupled_decay * d_norm2
             curvature = dhd / d_norm2
-            g_prev_d = float(gd.detach()) - dhd
-            overshoot = dhd / -g_prev_d if g_prev_d < 0 else math.inf
-    return CurvatureNoise(curvature, overshoot, snr, noise_scale, grad_norm)
+            g_prev_d = float(_dot(objective, direction)) - dhd
+            overshoot = dhd / -g_prev_d if g_prev_d < 0 else math.nan
+    return CurvatureNoise(
+        curvature,
+        overshoot,
+        snr,
+        noise_scale,
+        grad_norm,
+        trace_sigma,
+        signal,
+        objective_grad_norm,
+    )

@@ -86,6 +86,55 @@ _REMEDIES: dict[VerdictKind, tuple[Remedy, ...]] = {
         Remedy("raise eps or use RMSProp/Adam decay", "A larger eps or a forgetting σ bounds η/σ."),
         Remedy("warm up", "A warmup lets σ's statistics settle before large steps are taken."),
     ),
+    VerdictKind.DIVERGED_STUCK: (
+        Remedy(
+            "restart from a checkpoint with a lower learning rate",
+            "The loss jumped far above its best and stays there: the weights left the basin (often units "
+            "died or an adaptive σ was reset by a huge gradient). Reload the last good checkpoint, divide η by "
+            "10, add warmup and gradient clipping.",
+        ),
+        Remedy("find the rate with an LR range test", "ravine.diagnose.lr_range_test sweeps η on a copy."),
+    ),
+    VerdictKind.DEAD_UNITS: (
+        Remedy(
+            "restart with a lower learning rate or warmup",
+            "The network predicts one output for every input and its units pass no gradient (dead ReLUs or "
+            "saturated tanh/sigmoid): this is not a minimum worth keeping. A too-large step pushed the "
+            "pre-activations out of range; restart (or reload) with η÷10 and warmup.",
+        ),
+        Remedy(
+            "change the activation, initialisation or normalisation",
+            "LeakyReLU/GELU keep a gradient below zero; He/Kaiming initialisation and BatchNorm/LayerNorm keep "
+            "pre-activations centred.",
+        ),
+    ),
+    VerdictKind.GRADIENT_DEPTH: (
+        Remedy(
+            "normalise and add skip connections",
+            "The relative gradient shrinks (or grows) layer by layer: residual connections and "
+            "BatchNorm/LayerNorm keep it at one scale through depth.",
+        ),
+        Remedy(
+            "fix the initialisation and activations",
+            "Variance-preserving initialisation (He for ReLU, Xavier for tanh) and non-saturating activations; "
+            "for recurrent nets, gradient clipping and gated cells (LSTM/GRU).",
+        ),
+        Remedy(
+            "use a per-parameter adaptive learning rate",
+            "Adam's σ rescales each layer's step, compensating part of a depth-wise scale difference.",
+        ),
+    ),
+    VerdictKind.STALLED: (
+        Remedy(
+            "try the remedies on a copy",
+            "No rule explains the flat loss; ravine.diagnose.try_remedies runs η×10, η÷10, warmup and Adam "
+            "on copies for a few steps and reports which lowers the loss.",
+        ),
+        Remedy(
+            "run an LR range test",
+            "ravine.diagnose.lr_range_test finds the rate where the loss falls fastest.",
+        ),
+    ),
     VerdictKind.HEALTHY: (),
 }
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ravine.diagnose._history import History
-from ravine.diagnose._signals import UpdateSample
+from ravine.diagnose._updates import UpdateSample
 
 __all__ = ["Row", "RowBuffer", "as_tensor"]
 
@@ -105,7 +105,11 @@ class RowBuffer:
         it = iter(loss_values)
         grads = torch.stack([r.layer_grad.double().cpu() for r in rows]).tolist()
         for row, loss_is, layer_grad in zip(rows, tensors, grads, strict=True):
-            self._append(row, next(it) if loss_is is not None else math.nan, layer_grad, placement)
+            # NaN means "not given"; a given loss that was NaN or infinite is kept as +inf.
+            loss = math.nan if loss_is is None else next(it)
+            if loss_is is not None and not math.isfinite(loss):
+                loss = math.inf
+            self._append(row, loss, layer_grad, placement)
 
     def _append(self, row: Row, loss: float, layer_grad: list[float], placement: str) -> None:
         hist = self.history
@@ -125,7 +129,8 @@ class RowBuffer:
                 distance = float(sample.distance)
             previous_update = columns["update_norm"][-1] if hist.steps else nan
             if sample.dot_prev is not None and update_norm > 0 and previous_update > 0:
-                cos = float(sample.dot_prev) / (update_norm * previous_update)
+                # Clamped: on large models the product comes from a sketch (±1/√k).
+                cos = max(-1.0, min(1.0, float(sample.dot_prev) / (update_norm * previous_update)))
             # Effective step ‖Δθ‖/‖g‖ with the gradient that made Δθ.
             reference = (
                 grad_norm if placement == "after" else (columns["grad_norm"][-1] if hist.steps else nan)
@@ -134,18 +139,15 @@ class RowBuffer:
                 eff = update_norm / reference
             if self.weight_norm > 0:
                 ratio = update_norm / self.weight_norm
-        hist.steps.append(row.step)
-        for name, value in (
-            ("loss", loss),
-            ("grad_norm", grad_norm),
-            ("update_norm", update_norm),
-            ("weight_norm", self.weight_norm),
-            ("update_ratio", ratio),
-            ("cos_prev", cos),
-            ("distance", distance),
-            ("lr", row.lr),
-            ("eff_lr", eff),
-        ):
-            columns[name].append(value)
-        hist.layer_grad_norms.append(layer_grad)
-        hist.layer_update_norms.append(layer_update)
+        values = {
+            "loss": loss,
+            "grad_norm": grad_norm,
+            "update_norm": update_norm,
+            "weight_norm": self.weight_norm,
+            "update_ratio": ratio,
+            "cos_prev": cos,
+            "distance": distance,
+            "lr": row.lr,
+            "eff_lr": eff,
+        }
+        hist.append(row.step, values, layer_grad, layer_update)

@@ -35,6 +35,10 @@ MARGIN = 16
 """Newest rows left out of the running summary and read again at each verdict (a monitor reopens its newest
 row to merge micro-batches; dropping more rows than this makes the next verdict rebuild the summary)."""
 
+BLOCK = 10
+"""The robust best loss is the lowest median of consecutive blocks of this many rows (a single lucky batch
+does not set it)."""
+
 SPIKE_LOOKBACK = 20
 """A loss spike is measured against the median of this many steps before it."""
 
@@ -56,6 +60,8 @@ class WindowStats:
     small_grad: bool
     converged: bool
     progress: float
+    fell: float
+    start_level: float
 
 
 def finite(values: Sequence[float]) -> list[float]:
@@ -104,8 +110,22 @@ def window_stats(
     var_first = statistics.pvariance(finite_loss[:half]) if half > 1 else 0.0
     var_second = statistics.pvariance(finite_loss[half:]) if len(finite_loss) - half > 1 else 0.0
     standard_error = math.sqrt(var_first / max(half, 1) + var_second / max(len(finite_loss) - half, 1))
-    # A plateau: the decrease is below the tolerance, or not significantly above it given the batch noise.
-    plateau = (first - second) < thresholds.plateau_tol * scale / 2.0 + thresholds.plateau_z * standard_error
+    # A plateau: the decrease is below the tolerance, or not significantly above it given the batch noise —
+    # but the noise allowance is capped: a window whose loss fell by 5× the tolerance is never flat, however
+    # noisy its batches (a healthy noisy run falling 20% per window is not a plateau).
+    tolerance = thresholds.plateau_tol * scale / 2.0
+    plateau = (first - second) < tolerance + min(thresholds.plateau_z * standard_error, 4.0 * tolerance)
+    if plateau and n >= 2 * w and first - second > -tolerance:
+        # Noisy batches can hide a slow fall inside one window: a window that is not rising is not flat either if
+        # the window before it was significantly higher (by more than the tolerance plus z standard errors).
+        before = finite(columns["loss"][n - 2 * w : n - w])
+        if len(before) > 1:
+            drop = statistics.fmean(before) - level
+            spread = math.sqrt(
+                statistics.pvariance(before) / len(before)
+                + statistics.pvariance(finite_loss) / len(finite_loss)
+            )
+            plateau = drop < 2 * tolerance + thresholds.plateau_z * spread
     small_grad = grad_median <= thresholds.small_grad_abs or (
         math.isfinite(grad_max_ever) and grad_median <= thresholds.small_grad_ratio * grad_max_ever
     )
@@ -128,6 +148,8 @@ def window_stats(
         small_grad=small_grad,
         converged=converged,
         progress=progress,
+        fell=(first - second) / first if first > 0 else math.nan,
+        start_level=start_level,
     )
 
 
@@ -249,6 +271,8 @@ class _Summary:
         self.grad_max = -math.inf
         self.effs = _SortedFloats()
         self.spikes: list[int] = []
+        self.blocks = 0
+        self.best_block = math.inf
 
     def fits(self, columns: dict[str, list[float]], thresholds: Thresholds, low_water: int | None) -> bool:
         """Whether these totals still describe the columns' first ``settled`` rows."""
@@ -270,6 +294,16 @@ class _Summary:
             self.effs.add(e)
         self.spikes.extend(scan.spikes)
         self.settled = upto
+        self.blocks, self.best_block = _blocks(columns["loss"], self.blocks, upto, self.best_block)
+
+
+def _blocks(loss: Sequence[float], done: int, upto: int, best: float) -> tuple[int, float]:
+    """Fold complete blocks ``done, done + 1, ...`` of rows below ``upto`` into the lowest block median."""
+    while (done + 1) * BLOCK <= upto:
+        value = median(loss[done * BLOCK : (done + 1) * BLOCK])
+        best = min(best, value)
+        done += 1
+    return done, best
 
 
 @dataclass(frozen=True)
@@ -281,12 +315,14 @@ class HistoryTotals:
         grad_max: The largest finite gradient norm (NaN if none).
         eff_median: The median finite effective step ‖Δθ‖/(η‖g‖) (NaN if none).
         spike_rows: Rows from ``since`` on where a loss spike starts (:func:`spike_starts`), ascending.
+        best_smooth: The lowest median of a block of :data:`BLOCK` consecutive rows (inf if none).
     """
 
     best_loss: float
     grad_max: float
     eff_median: float
     spike_rows: list[int]
+    best_smooth: float = math.inf
 
 
 def history_totals(columns: dict[str, list[float]], thresholds: Thresholds, since: int) -> HistoryTotals:
@@ -313,6 +349,7 @@ def history_totals(columns: dict[str, list[float]], thresholds: Thresholds, sinc
         grad_max=grad_max if math.isfinite(grad_max) else math.nan,
         eff_median=summary.effs.median_with(tail.effs),
         spike_rows=settled_spikes + [i for i in tail.spikes if i >= since],
+        best_smooth=_blocks(columns["loss"], summary.blocks, n, summary.best_block)[1],
     )
 
 

@@ -14,9 +14,16 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.table import Table
 
-    from ravine.diagnose import Monitor, Verdict
+    from ravine.diagnose import LRRangeResult, Monitor, Verdict
 
-__all__ = ["monitor_figure", "verdict_table", "verdict_text", "write_html"]
+__all__ = [
+    "lr_range_figure",
+    "monitor_figure",
+    "regimes_figure",
+    "verdict_table",
+    "verdict_text",
+    "write_html",
+]
 
 
 def _series(values: Sequence[float]) -> list[float]:
@@ -123,3 +130,58 @@ def write_html(
         if monitor.errors:
             report.add_section(f"{name}: monitor errors", "\n\n".join(monitor.errors), css_class="warn")
     return report.write(path)
+
+
+def lr_range_figure(result: LRRangeResult, *, title: str = "LR range test") -> Figure:
+    """The LR range test: raw and smoothed loss against η (log x), the suggested rate, the run's own rate and
+    where the sweep diverged (:func:`ravine.diagnose.lr_range_test`)."""
+    figure = new_figure(width=7.0, height=4.5)
+    ax = figure.subplots()
+    ax.plot(result.lrs, _series(list(result.losses)), lw=0.6, alpha=0.4, label="loss")
+    ax.plot(result.lrs, _series(list(result.smoothed)), lw=1.4, label="smoothed loss")
+    ax.set_xscale("log")
+    marks = (
+        (result.suggested_lr, "#2f855a", "suggested (steepest descent)"),
+        (result.current_lr, "#2b6cb0", "the run's η"),
+        (result.diverged_at, "#c05621", "diverged"),
+    )
+    for value, color, label in marks:
+        if math.isfinite(value) and value > 0:
+            ax.axvline(value, color=color, ls="--", lw=0.9, label=f"{label}: {value:.2g}")
+    ax.set_xlabel("learning rate η")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return figure
+
+
+def regimes_figure(monitor: Monitor, *, title: str = "") -> Figure:
+    """The loss against step with the monitor's regimes shaded, each labelled with its kind and onset."""
+    hist = monitor.history
+    figure = new_figure(width=9.0, height=3.5)
+    ax = figure.subplots()
+    ax.plot(hist.steps, _series(hist.columns["loss"]), lw=0.8, color="#2d3748")
+    if all(v > 0 for v in hist.columns["loss"] if math.isfinite(v)):
+        ax.set_yscale("log")
+    palette = ("#c6f6d5", "#fed7d7", "#feebc8", "#bee3f8", "#e9d8fd", "#fefcbf")
+    regimes = monitor.timeline
+    colors: dict[str, str] = {}
+    for i, regime in enumerate(regimes):
+        end = (
+            regimes[i + 1].onset if i + 1 < len(regimes) else (hist.steps[-1] if hist.steps else regime.onset)
+        )
+        color = colors.setdefault(regime.kind.value, palette[len(colors) % len(palette)])
+        ax.axvspan(regime.onset, max(end, regime.onset + 1), color=color, alpha=0.6, lw=0)
+        ax.text(
+            regime.onset,
+            1.0,
+            f" {regime.kind.value}",
+            transform=ax.get_xaxis_transform(),
+            va="top",
+            fontsize=7,
+        )
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title)
+    return figure

@@ -28,6 +28,16 @@ from ravine.diagnose.scenarios.builders import (
     small_linreg,
     small_mlp_adagrad,
 )
+from ravine.diagnose.scenarios.realnets import (
+    dead_relu_adam,
+    dead_relu_digits,
+    diverged_stuck_adam,
+    healthy_lstm_adam,
+    healthy_mlp_adamw_small_batch,
+    regularised_minimum_sgd,
+    saddle_from_init_digits,
+    vanishing_deep_sigmoid,
+)
 
 __all__ = ["HEALTHY", "SCENARIOS", "Scenario"]
 
@@ -193,6 +203,69 @@ SCENARIOS: dict[str, Scenario] = {
             "spike",
             bursts_surface_adagrad,
         ),
+        Scenario(
+            "saddle-from-init-digits-tanh",
+            _K.SADDLE_POINT,
+            "MLP",
+            "SGD",
+            "digits tanh MLP with every parameter ×1e-4 at initialisation: at the origin's saddle from step 0 "
+            "(its gradient never exceeds its starting value).",
+            200,
+            0,
+            saddle_from_init_digits,
+        ),
+        Scenario(
+            "diverged-stuck-digits-adam",
+            _K.DIVERGED_STUCK,
+            "MLP",
+            "Adam",
+            "digits tanh MLP, Adam at lr 3: the loss jumps to ~100× its start in a few steps and stays up.",
+            200,
+            0,
+            diverged_stuck_adam,
+        ),
+        Scenario(
+            "regularised-minimum-linreg-wd",
+            _K.LOCAL_MINIMUM_LIKE,
+            "linear regression",
+            "SGD + weight decay",
+            "least squares with SGD weight_decay 0.5: converged at the regularised (strongly convex) minimum, "
+            "where p.grad = −λθ is not small.",
+            300,
+            "settle",
+            regularised_minimum_sgd,
+        ),
+        Scenario(
+            "dead-relu-digits-momentum",
+            _K.DEAD_UNITS,
+            "MLP",
+            "momentum",
+            "digits ReLU MLP; a bad update at step 100 pushes every hidden pre-activation below zero: all units "
+            "dead, the output is the bias, the loss sits at the label entropy.",
+            300,
+            100,
+            dead_relu_digits,
+        ),
+        Scenario(
+            "dead-relu-digits-adam",
+            _K.DEAD_UNITS,
+            "MLP",
+            "Adam",
+            "digits ReLU MLP, Adam at lr 1: the first steps kill ~all ReLUs; the loss stays near ln 10.",
+            300,
+            0,
+            dead_relu_adam,
+        ),
+        Scenario(
+            "vanishing-deep-sigmoid-digits",
+            _K.GRADIENT_DEPTH,
+            "deep MLP",
+            "SGD",
+            "a 12-layer sigmoid MLP on digits: the relative gradient shrinks layer by layer toward the input.",
+            200,
+            0,
+            vanishing_deep_sigmoid,
+        ),
     )
 }
 """The stuck scenarios by name."""
@@ -259,6 +332,26 @@ HEALTHY: dict[str, Scenario] = {
             1500,
             0,
             healthy_linreg_sgd,
+        ),
+        Scenario(
+            "healthy-lstm-adam",
+            _K.HEALTHY,
+            "LSTM",
+            "Adam",
+            "LSTM reading digits row by row (8 steps of 8 pixels), Adam 4e-3, batches of 16.",
+            1500,
+            0,
+            healthy_lstm_adam,
+        ),
+        Scenario(
+            "healthy-mlp-adamw-b8",
+            _K.HEALTHY,
+            "MLP",
+            "AdamW",
+            "digits MLP, AdamW 1e-3 with weight decay 0.05, batches of 8.",
+            1500,
+            0,
+            healthy_mlp_adamw_small_batch,
         ),
     )
 }

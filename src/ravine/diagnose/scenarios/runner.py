@@ -33,7 +33,7 @@ class ScenarioResult:
 
     @property
     def latency(self) -> int | None:
-        """Steps from the onset to the first judgement giving the expected verdict (None if never)."""
+        """Steps from the onset to the monitor entering the expected regime (None if never)."""
         return None if self.detected_at is None else self.detected_at - self.onset
 
 
@@ -91,6 +91,11 @@ def run_scenario(
     else:
         onset = int(scenario.onset)
     detected = next(
-        (step for step, kind in monitor.timeline if kind is scenario.expected and step >= onset), None
+        (
+            max(regime.entered, onset)
+            for regime in monitor.timeline
+            if regime.kind is scenario.expected and regime.last_step >= onset
+        ),
+        None,
     )
     return ScenarioResult(scenario, seed, verdict, monitor, onset, detected, time.perf_counter() - start)
