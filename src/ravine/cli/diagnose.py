@@ -11,7 +11,7 @@ from typer.core import TyperCommand
 from ravine.cli._shared import DEFAULT_OUT, console, output_dir
 from ravine.errors import ConfigError
 
-__all__ = ["app", "scenario", "script"]
+__all__ = ["app", "lr_range", "scenario", "script"]
 
 app = typer.Typer(
     help="Why is training stuck? Ravine, saddle point, local minimum, gradient noise or the learning rate — "
@@ -134,3 +134,44 @@ def script(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
     console.print(f"report: {report}")
     if run.interrupted:
         raise typer.Exit(130)
+
+
+@app.command("lr-range", epilog=_script_help())
+def lr_range(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
+    path: Annotated[
+        Path,
+        typer.Argument(help="Your training script, in the format of `ravine diagnose script` (see below)."),
+    ],
+    steps: Annotated[int, typer.Option(min=2, help="Steps of the sweep (one batch each).")] = 100,
+    start_lr: Annotated[float, typer.Option(min=0.0, help="First learning rate of the sweep.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(min=0.0, help="Last learning rate of the sweep.")] = 10.0,
+    optimizer: Annotated[
+        str | None,
+        typer.Option(
+            help="Optimizer to sweep when the script builds none: sgd (default), momentum, adam, ..."
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Mini-batch size drawn from your data.")] = 64,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the batch order and of dropout.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for lr-range.png (created if missing).")] = DEFAULT_OUT,
+) -> None:
+    """The LR range test on your script: sweep η exponentially on a copy of the model, suggest a rate.
+
+    The rate of steepest descent of the smoothed loss is suggested (Smith 2017); the sweep stops when the loss
+    diverges. Your model and optimizer are not changed. This is what the "LR too small / too large" verdicts
+    point to."""
+    folder = output_dir("diagnose lr-range", out)
+    from ravine.diagnose.script import lr_range_script
+    from ravine.report import save_figure
+    from ravine.report.diagnose import lr_range_figure
+
+    with console.status("sweeping the learning rate on a copy of the model"):
+        result, swept = lr_range_script(
+            path, optimizer=optimizer, batch_size=batch_size, seed=seed, num_steps=steps,
+            start_lr=start_lr, end_lr=end_lr,
+        )  # fmt: skip
+    console.print(f"{swept}: {result.advice()}", highlight=False)
+    (figure_path,) = save_figure(
+        lr_range_figure(result, title=f"LR range test: {path.name}"), folder / "lr-range"
+    )
+    console.print(f"figure: {figure_path}")

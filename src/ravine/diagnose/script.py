@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from ravine.diagnose._config import MonitorConfig
+from ravine.diagnose._lr_range import LRRangeResult, lr_range_test
 from ravine.diagnose._monitor import Monitor
 from ravine.diagnose._records import Verdict
 from ravine.errors import ConfigError, DataError, RavineError
@@ -48,6 +49,7 @@ __all__ = [
     "describe_optimizer",
     "diagnose_script",
     "load_script",
+    "lr_range_script",
 ]
 
 FORMAT = (
@@ -249,6 +251,89 @@ StepCallback = Callable[[Monitor, int, int], object]
 """``on_step(monitor, step, total)`` after each optimizer step (e.g. a live panel)."""
 
 
+@dataclass
+class _Setup:
+    target: Path
+    model: torch.nn.Module
+    loss_fn: Callable[..., Any]
+    optimizer: torch.optim.Optimizer
+    source: str
+    batches: Iterator[tuple[Any, Any]]
+    """Starts with the batch already checked by one forward pass and loss."""
+
+
+def _prepare(
+    path: Path | str, *, optimizer: str | None, lr: float | None, batch_size: int, seed: int, command: str
+) -> _Setup:
+    """Load the script, pick the optimizer (the script's own, or one named on the command line) and check one
+    forward pass and loss on the first batch, so that the script's mistakes show before any work."""
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        raise ConfigError(f"{command}: optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer=}")
+    parts = load_script(path)
+    target = Path(path).expanduser().resolve()
+    model, loss_fn = parts["model"], parts["loss_fn"]
+    opt = parts.get("optimizer")
+    if opt is not None:
+        given = [
+            f"--{name} {value}" for name, value in (("optimizer", optimizer), ("lr", lr)) if value is not None
+        ]
+        if given:
+            raise ConfigError(
+                f"{command}: {target.name} builds its own optimizer, {describe_optimizer(opt)}, which is the "
+                f"one used; drop {' and '.join(given)} (or remove `optimizer` from the script)"
+            )
+        source = "script"
+    else:
+        opt = OPTIMIZERS[optimizer or DEFAULT_OPTIMIZER](
+            [p for p in model.parameters() if p.requires_grad], DEFAULT_LR if lr is None else lr
+        )
+        source = "command line"
+    batches = _batches(parts["data"], batch_size, seed)
+    first = next(batches)
+    try:  # one forward and loss before any training: the script's mistakes show now, at its own line
+        value = loss_fn(model(first[0]), first[1])
+    except Exception as error:
+        raise _script_error(error, target, "model(inputs) or loss_fn(outputs, targets) failed") from None
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise ScriptError(
+            f"{command}: loss_fn must return a scalar tensor, got {type(value).__name__}"
+            + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "")
+        )
+    del value
+    return _Setup(target, model, loss_fn, opt, source, itertools.chain([first], batches))
+
+
+def lr_range_script(
+    path: Path | str,
+    *,
+    optimizer: str | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    num_steps: int = 100,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+) -> tuple[LRRangeResult, str]:
+    """The LR range test (:func:`ravine.diagnose.lr_range_test`) on a script's model, loss and data.
+
+    The sweep runs on copies: the script's model and optimizer are left as they were. The optimizer is the
+    script's own if it builds one (its other hyper-parameters kept), else ``optimizer`` from
+    :data:`OPTIMIZERS`. ``num_steps`` batches are drawn from the data (cycled if it has fewer).
+
+    Returns:
+        The result and the optimizer swept, as text.
+    """
+    _check_numbers(num_steps, None, batch_size, seed)
+    setup = _prepare(
+        path, optimizer=optimizer, lr=None, batch_size=batch_size, seed=seed, command="diagnose lr-range"
+    )
+    batches = list(itertools.islice(setup.batches, num_steps))
+    result = lr_range_test(
+        setup.model, setup.optimizer, setup.loss_fn, batches,
+        start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, seed=seed,
+    )  # fmt: skip
+    return result, describe_optimizer(setup.optimizer)
+
+
 def diagnose_script(
     path: Path | str,
     *,
@@ -277,39 +362,18 @@ def diagnose_script(
         on_step: Called as ``on_step(monitor, step, steps)`` after each step.
     """
     _check_numbers(steps, lr, batch_size, seed)
-    if optimizer is not None and optimizer not in OPTIMIZERS:
-        raise ConfigError(f"diagnose script: optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer=}")
-    parts = load_script(path)
-    target = Path(path).expanduser().resolve()
-    model, loss_fn = parts["model"], parts["loss_fn"]
-    opt = parts.get("optimizer")
-    if opt is not None:
-        given = [
-            f"--{name} {value}" for name, value in (("optimizer", optimizer), ("lr", lr)) if value is not None
-        ]
-        if given:
-            raise ConfigError(
-                f"diagnose script: {target.name} builds its own optimizer, {describe_optimizer(opt)}, which is the "
-                f"one trained with; drop {' and '.join(given)} (or remove `optimizer` from the script)"
-            )
-        source = "script"
-    else:
-        opt = OPTIMIZERS[optimizer or DEFAULT_OPTIMIZER](
-            [p for p in model.parameters() if p.requires_grad], DEFAULT_LR if lr is None else lr
-        )
-        source = "command line"
-    batches = _batches(parts["data"], batch_size, seed)
+    setup = _prepare(
+        path, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, command="diagnose script"
+    )
+    model, loss_fn, opt, source, batches = (
+        setup.model,
+        setup.loss_fn,
+        setup.optimizer,
+        setup.source,
+        setup.batches,
+    )
+    target = setup.target
     first = next(batches)
-    try:  # one forward and loss before any training: the script's mistakes show now, at its own line
-        value = loss_fn(model(first[0]), first[1])
-    except Exception as error:
-        raise _script_error(error, target, "model(inputs) or loss_fn(outputs, targets) failed") from None
-    if not isinstance(value, torch.Tensor) or value.numel() != 1:
-        raise ScriptError(
-            f"diagnose script: loss_fn must return a scalar tensor, got {type(value).__name__}"
-            + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "")
-        )
-    del value
     monitor = Monitor(model, opt, loss_fn=loss_fn, config=config, seed=seed)
     done, interrupted = 0, False
     batch = first
