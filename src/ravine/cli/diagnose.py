@@ -78,13 +78,18 @@ def scenario(
     console.print(f"report: {path}")
 
 
-def _script_help() -> str:
-    from ravine.diagnose.script import FORMAT
+class _ScriptHelp(TyperCommand):
+    """The script format ends the help of the commands that run a user's script (read when help is asked for,
+    so that ``--help`` and a bad ``--out`` never import torch)."""
 
-    return FORMAT
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from ravine.diagnose.script import FORMAT
+
+        self.epilog = FORMAT
+        super().format_help(ctx, formatter)
 
 
-@app.command("script", epilog=_script_help())
+@app.command("script", cls=_ScriptHelp)
 def script(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
     path: Annotated[
         Path,
@@ -136,7 +141,7 @@ def script(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
         raise typer.Exit(130)
 
 
-@app.command("lr-range", epilog=_script_help())
+@app.command("lr-range", cls=_ScriptHelp)
 def lr_range(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
     path: Annotated[
         Path,

@@ -10,7 +10,7 @@ Example:
     >>> chapter_names(["lab", "optimizers"])
     ['optimizers', 'lab']
     >>> len(CHAPTERS)
-    10
+    11
 """
 
 from __future__ import annotations
