@@ -169,6 +169,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         """Everything a group must satisfy before it steps: keywords, hyper-parameters, ε vs dtype."""
         check_torch_keywords(self._name, group)
         transform, _ = self._plan(group)
+        transform.check_params(self._name, group["params"])
         parts = transform.transforms if isinstance(transform, Chain) else (transform,)
         eps = [getattr(part, "eps", None) for part in parts]
         check_eps_dtype(self._name, [e for e in eps if isinstance(e, float)], group["params"])
@@ -283,7 +284,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                 entry = self.state[p]
                 entry["step"] = torch.zeros((), dtype=torch.float32)
                 for key, values in initial.items():
-                    entry[key] = values[i]
+                    if values[i] is not None:  # a rule may keep a key for some parameters only (Adafactor)
+                        entry[key] = values[i]
         return transform
 
     def _step_group(
@@ -332,7 +334,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             for transform, _, params, _ in plans:
                 for p in params:
                     entry = self.state[p]
-                    touched += [p, entry["step"], *(entry[key] for key in transform.state_keys())]
+                    touched += [p, entry["step"], *(entry[k] for k in transform.state_keys() if k in entry)]
             saved = [t.clone() for t in touched]
         for transform, group, params, grads in plans:
             keys = transform.state_keys()
@@ -346,7 +348,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             for lo, hi in spans:
                 step = entries[lo]["step"].to(torch.float64)
                 lr = self.learning_rate(group, step)
-                state = {key: [entry[key] for entry in es[lo:hi]] for key in keys}
+                state = {key: [entry.get(key) for entry in es[lo:hi]] for key in keys}
                 transform.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
         if guarded:
             for current, old in zip(touched, saved, strict=True):
@@ -383,7 +385,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             )
         step = int(entry["step"])
         lr = self.learning_rate(group, step)
-        state = {key: [entry[key]] for key in transform.state_keys()}
+        state = {key: [entry.get(key)] for key in transform.state_keys()}
         with torch.no_grad():
             sigma = transform.denominator(state, step=step)
             if sigma is None:
@@ -414,7 +416,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         """A copy of the momentum buffer m_t of ``param`` (``exp_avg`` / ``momentum_buffer``), or ``None``."""
         group, entry = self._locate(param)
         transform, _ = self._plan(group)
-        state = {key: [entry[key]] for key in transform.state_keys()}
+        state = {key: [entry.get(key)] for key in transform.state_keys()}
         buffers = transform.momentum_buffer(state)
         return None if buffers is None else buffers[0].detach().clone()
 
@@ -484,7 +486,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                 checked = _checkpoint.check_loaded_state(
                     entry,
                     param,
-                    transform.state_keys(),
+                    _checkpoint.expected_state(transform, param),
                     where=f"{where}: group {gi}, parameter {pi} (shape {tuple(param.shape)})",
                     has_schedule=schedule is not None,
                 )
