@@ -31,7 +31,8 @@ change (``nonfinite="skip"`` skips and counts). Presets ``sgd, momentum, adagrad
 radam`` and ``nadam, adamax, adadelta, rprop, adafactor, muon`` take torch.optim's argument names, defaults and keywords
 (``maximize``, ``foreach``; ``fused``/``capturable``/``differentiable`` refused with what to use instead) and
 match torch.optim to rtol 1e-5 (float32); ``lion`` follows Chen et al. 2023. More parts: NAdam, Adamax,
-Adadelta, Lion, Rprop, Adafactor (factored σ_t), MuonMomentum + NewtonSchulz (orthogonalised m_t); ClipByGlobalNorm, ClipByValue, AdaptiveClip (pre-clip norm kept); MultiSteps;
+Adadelta, Lion, Rprop, Adafactor (factored σ_t), MuonMomentum + NewtonSchulz (orthogonalised m_t);
+ClipByGlobalNorm, ClipByValue, AdaptiveClip (pre-clip norm kept); MultiSteps;
 weight-decay masks (``mask="matrices"``, :func:`weight_decay_groups`). ``state_dict()`` is plain data
 (``torch.load(weights_only=True)``); complex parameters are updated as torch does (``view_as_real``).
 
@@ -52,8 +53,8 @@ from __future__ import annotations
 
 from ravine.optim._accumulate import MultiSteps
 from ravine.optim._adaptive import Adadelta, Adamax, NAdam
-from ravine.optim._factored import Adafactor
 from ravine.optim._clipping import AdaptiveClip, ClipByGlobalNorm, ClipByValue
+from ravine.optim._factored import Adafactor
 from ravine.optim._masks import weight_decay_groups
 from ravine.optim._optimizer import (
     ChainOptimizer,
@@ -62,6 +63,7 @@ from ravine.optim._optimizer import (
     ScheduleFactory,
     TransformFactory,
 )
+from ravine.optim._orthogonal import MuonMomentum, NewtonSchulz
 from ravine.optim._preconditioners import AdagradMean, AdagradSum, Adam, RAdam, RMSProp
 from ravine.optim._presets import adagrad, adam, adamw, momentum, radam, rmsprop, sgd
 from ravine.optim._presets_extra import adadelta, adafactor, adamax, lion, muon, nadam, rprop
@@ -81,7 +83,6 @@ from ravine.optim._schedules import (
     StepDecay,
     TransformerSchedule,
 )
-from ravine.optim._orthogonal import MuonMomentum, NewtonSchulz
 from ravine.optim._sign import Lion, Rprop
 from ravine.optim._transforms import (
     Chain,
@@ -104,10 +105,10 @@ __all__ = [
     "EXTRA_PRESETS",
     "PRESETS",
     "Adadelta",
+    "Adafactor",
     "AdagradMean",
     "AdagradSum",
     "Adam",
-    "Adafactor",
     "Adamax",
     "AdaptiveClip",
     "Chain",
@@ -127,16 +128,16 @@ __all__ = [
     "LinearSchedule",
     "LinearWarmup",
     "Lion",
-    "MuonMomentum",
     "Momentum",
     "MultiSteps",
+    "MuonMomentum",
     "NAdam",
+    "NewtonSchulz",
     "NonFinitePolicy",
     "Product",
     "RAdam",
     "RMSProp",
     "ResNetWarmup",
-    "NewtonSchulz",
     "Rprop",
     "Schedule",
     "ScheduleFactory",
@@ -148,15 +149,15 @@ __all__ = [
     "TransformerSchedule",
     "WeightDecay",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
-    "adafactor",
     "adamax",
     "adamw",
     "chain",
     "lion",
-    "muon",
     "momentum",
+    "muon",
     "nadam",
     "radam",
     "rmsprop",

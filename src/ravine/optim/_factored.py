@@ -17,7 +17,6 @@ u_t, which the state no longer holds after the step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -33,13 +32,17 @@ __all__ = ["Adafactor"]
 def _rms_of(tensor: torch.Tensor, traced: bool, scale: float = 1.0) -> Scalar:
     """‖x‖₂/(√n·scale) as a Python float (eager, torch's ``.item()`` arithmetic) or a 0-d float64 tensor."""
     norm = tensor.norm(2)
+    root = float(tensor.numel() ** 0.5) * scale
     if traced:
-        return norm.to(torch.float64) / (math.sqrt(tensor.numel()) * scale)
-    return norm.item() / ((tensor.numel() ** 0.5) * scale)
+        traced_rms: torch.Tensor = norm.to(torch.float64) / root
+        return traced_rms
+    return float(norm.item()) / root
 
 
 def _max(a: Scalar, b: float) -> Scalar:
-    return torch.clamp_min(a, b) if isinstance(a, torch.Tensor) else max(a, b)
+    if isinstance(a, torch.Tensor):
+        return torch.clamp_min(a, b)
+    return float(max(a, b))
 
 
 class Adafactor(Transform):

@@ -29,7 +29,7 @@ import torch
 
 from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedError
 from ravine.optim import _checkpoint
-from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, real_views
+from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, held, real_views
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
 from ravine.optim._scalars import Scalar, scalar_dtype
@@ -348,7 +348,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             for lo, hi in spans:
                 step = entries[lo]["step"].to(torch.float64)
                 lr = self.learning_rate(group, step)
-                state = {key: [entry.get(key) for entry in es[lo:hi]] for key in keys}
+                state = {key: [held(entry, key) for entry in es[lo:hi]] for key in keys}
                 transform.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
         if guarded:
             for current, old in zip(touched, saved, strict=True):
@@ -379,13 +379,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         group, entry = self._locate(param)
         transform, _ = self._plan(group)
         if not transform.defines_effective_lr:
-            raise UnsupportedError(
-                f"{self._name}: {transform!r} moves each coordinate by a step size times a sign (or by a scale "
-                "its state no longer holds), so η_t/σ_t is not defined for it"
-            )
+            raise UnsupportedError(f"{self._name}: {transform!r}: {transform.no_effective_lr}")
         step = int(entry["step"])
         lr = self.learning_rate(group, step)
-        state = {key: [entry.get(key)] for key in transform.state_keys()}
+        state = {key: [held(entry, key)] for key in transform.state_keys()}
         with torch.no_grad():
             sigma = transform.denominator(state, step=step)
             if sigma is None:
@@ -416,7 +413,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         """A copy of the momentum buffer m_t of ``param`` (``exp_avg`` / ``momentum_buffer``), or ``None``."""
         group, entry = self._locate(param)
         transform, _ = self._plan(group)
-        state = {key: [entry.get(key)] for key in transform.state_keys()}
+        state = {key: [held(entry, key)] for key in transform.state_keys()}
         buffers = transform.momentum_buffer(state)
         return None if buffers is None else buffers[0].detach().clone()
 

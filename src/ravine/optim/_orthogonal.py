@@ -105,7 +105,9 @@ class NewtonSchulz(Transform):
     ) -> None:
         coefficients = tuple(ns_coefficients)
         if len(coefficients) != 3 or not all(isinstance(v, int | float) for v in coefficients):
-            raise ConfigError(f"muon: ns_coefficients must be three numbers (a, b, c), got {ns_coefficients!r}")
+            raise ConfigError(
+                f"muon: ns_coefficients must be three numbers (a, b, c), got {ns_coefficients!r}"
+            )
         self.ns_coefficients = tuple(float(v) for v in coefficients)
         if isinstance(ns_steps, bool) or not isinstance(ns_steps, int) or not 0 <= ns_steps < 100:
             raise ConfigError(f"muon: ns_steps must be an integer in [0, 100), got {ns_steps=!r}")

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
+from ravine.errors import ConfigError
 from ravine.optim._adaptive import Adadelta, Adamax, NAdam
 from ravine.optim._factored import Adafactor
-from ravine.errors import ConfigError
 from ravine.optim._groups import torch_keywords
 from ravine.optim._optimizer import ChainOptimizer, NonFinitePolicy
 from ravine.optim._orthogonal import MuonMomentum, NewtonSchulz
@@ -257,7 +257,7 @@ def adafactor(  # noqa: PLR0917 (torch.optim's positional signature)
         >>> opt.step()
         >>> sorted(opt.state[w])  # R + C numbers of second moment instead of R·C
         ['col_var', 'row_var', 'step']
-        >>> round(float(w[0, 0]), 4)  # θ − lr·RMS(θ)·sign(g) on the first step
+        >>> round(float(w.detach()[0, 0]), 4)  # θ − lr·RMS(θ)·sign(g) on the first step
         0.99
     """
     defaults = {"beta2_decay": beta2_decay, "eps": eps, "d": d, "weight_decay": weight_decay}
