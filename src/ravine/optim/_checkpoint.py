@@ -25,6 +25,12 @@ adam          Adam ``step``, ``exp_avg``,     ``max_exp_avg_sq`` with amsgrad; `
               ``exp_avg_sq``                  (torch's AdamW group) becomes AdamW's decoupled decay
 adamw         AdamW (same keys)
 radam         RAdam (same keys)               ``decoupled_weight_decay`` as in torch
+nadam, ...    NAdam, Adamax, Adadelta, Rprop  torch's keys (``mu_product``, ``exp_inf``, ``acc_delta``, ``prev``...)
+adafactor     Adafactor ``step``,             ``row_var`` (…, R, 1) / ``col_var`` (…, 1, C) for tensors of 2+
+              ``row_var``, ``col_var``,       dimensions, ``variance`` for the others: each parameter's keys and
+              ``variance``                    shapes are checked (:func:`expected_state`)
+muon          Muon ``momentum_buffer``        no step count (as SGD): set to 1, which Muon's rule never reads; a
+                                              ravine ``schedule=`` on such a group is refused
 ============  ==============================  =================================================================
 
 Anything else is refused by :func:`check_loaded_state` *at load*, with a :class:`~ravine.errors.DataError`
