@@ -24,14 +24,18 @@ CASES: list[tuple[str, Callable[..., ro.ChainOptimizer], dict[str, Any]]] = [
     ("nadam-decoupled", ro.nadam, {"weight_decay": 0.1, "decoupled_weight_decay": True}),
     ("rprop", ro.rprop, {}),
     ("lion", ro.lion, {"lr": 1e-3, "weight_decay": 0.1}),
+    ("adafactor", ro.adafactor, {"weight_decay": 0.1}),
+    ("muon", ro.muon, {"lr": 1e-2, "adjust_lr_fn": "match_rms_adamw"}),
 ]
+MATRICES_ONLY = {ro.muon}
+"""Presets that take 2-D parameters only: their model has no bias."""
 
 
 def _train(
     preset: Callable[..., ro.ChainOptimizer], kwargs: dict[str, Any], compiled: bool, steps: int = STEPS
 ) -> tuple[list[torch.Tensor], torch._dynamo.testing.CompileCounter, ro.ChainOptimizer]:
     torch.manual_seed(0)
-    model = torch.nn.Linear(6, 3, dtype=torch.float64)
+    model = torch.nn.Linear(6, 3, bias=preset not in MATRICES_ONLY, dtype=torch.float64)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(32, 6, generator=generator, dtype=torch.float64)
     y = torch.sin(x[:, :3])

@@ -28,10 +28,11 @@ already taken (0 first, as torch's LR schedulers); ``schedule.table(n)`` → flo
 ``effective_lr(p)``, ``momentum_buffer(p)``, ``lr_summary(model.named_parameters())`` → :class:`LayerLR`,
 computed on demand from state. NaN/Inf gradients raise :class:`~ravine.errors.NonFiniteError` before any
 change (``nonfinite="skip"`` skips and counts). Presets ``sgd, momentum, adagrad, rmsprop, adam, adamw,
-radam`` and ``nadam, adamax, adadelta, rprop`` take torch.optim's argument names, defaults and keywords
+radam`` and ``nadam, adamax, adadelta, rprop, adafactor, muon`` take torch.optim's argument names, defaults and keywords
 (``maximize``, ``foreach``; ``fused``/``capturable``/``differentiable`` refused with what to use instead) and
 match torch.optim to rtol 1e-5 (float32); ``lion`` follows Chen et al. 2023. More parts: NAdam, Adamax,
-Adadelta, Lion, Rprop; ClipByGlobalNorm, ClipByValue, AdaptiveClip (pre-clip norm kept); MultiSteps;
+Adadelta, Lion, Rprop, Adafactor (factored σ_t), MuonMomentum + NewtonSchulz (orthogonalised m_t);
+ClipByGlobalNorm, ClipByValue, AdaptiveClip (pre-clip norm kept); MultiSteps;
 weight-decay masks (``mask="matrices"``, :func:`weight_decay_groups`). ``state_dict()`` is plain data
 (``torch.load(weights_only=True)``); complex parameters are updated as torch does (``view_as_real``).
 
@@ -53,6 +54,7 @@ from __future__ import annotations
 from ravine.optim._accumulate import MultiSteps
 from ravine.optim._adaptive import Adadelta, Adamax, NAdam
 from ravine.optim._clipping import AdaptiveClip, ClipByGlobalNorm, ClipByValue
+from ravine.optim._factored import Adafactor
 from ravine.optim._masks import weight_decay_groups
 from ravine.optim._optimizer import (
     ChainOptimizer,
@@ -61,9 +63,10 @@ from ravine.optim._optimizer import (
     ScheduleFactory,
     TransformFactory,
 )
+from ravine.optim._orthogonal import MuonMomentum, NewtonSchulz
 from ravine.optim._preconditioners import AdagradMean, AdagradSum, Adam, RAdam, RMSProp
 from ravine.optim._presets import adagrad, adam, adamw, momentum, radam, rmsprop, sgd
-from ravine.optim._presets_extra import adadelta, adamax, lion, nadam, rprop
+from ravine.optim._presets_extra import adadelta, adafactor, adamax, lion, muon, nadam, rprop
 from ravine.optim._schedules import (
     Constant,
     CosineDecay,
@@ -95,13 +98,14 @@ from ravine.optim._transforms import (
 
 PRESETS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "radam")
 """Names of the presets, in the lectures' order."""
-EXTRA_PRESETS = ("nadam", "adamax", "adadelta", "rprop", "lion")
-"""Presets beyond the lectures (torch 2.13's NAdam, Adamax, Adadelta, Rprop; Lion)."""
+EXTRA_PRESETS = ("nadam", "adamax", "adadelta", "rprop", "adafactor", "muon", "lion")
+"""Presets beyond the lectures (torch 2.13's NAdam, Adamax, Adadelta, Rprop, Adafactor, Muon; Lion)."""
 
 __all__ = [
     "EXTRA_PRESETS",
     "PRESETS",
     "Adadelta",
+    "Adafactor",
     "AdagradMean",
     "AdagradSum",
     "Adam",
@@ -126,7 +130,9 @@ __all__ = [
     "Lion",
     "Momentum",
     "MultiSteps",
+    "MuonMomentum",
     "NAdam",
+    "NewtonSchulz",
     "NonFinitePolicy",
     "Product",
     "RAdam",
@@ -143,6 +149,7 @@ __all__ = [
     "TransformerSchedule",
     "WeightDecay",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
@@ -150,6 +157,7 @@ __all__ = [
     "chain",
     "lion",
     "momentum",
+    "muon",
     "nadam",
     "radam",
     "rmsprop",

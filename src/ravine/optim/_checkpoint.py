@@ -25,6 +25,12 @@ adam          Adam ``step``, ``exp_avg``,     ``max_exp_avg_sq`` with amsgrad; `
               ``exp_avg_sq``                  (torch's AdamW group) becomes AdamW's decoupled decay
 adamw         AdamW (same keys)
 radam         RAdam (same keys)               ``decoupled_weight_decay`` as in torch
+nadam, ...    NAdam, Adamax, Adadelta, Rprop  torch's keys (``mu_product``, ``exp_inf``, ``acc_delta``, ``prev``...)
+adafactor     Adafactor ``step``,             ``row_var`` (…, R, 1) / ``col_var`` (…, 1, C) for tensors of 2+
+              ``row_var``, ``col_var``,       dimensions, ``variance`` for the others: each parameter's keys and
+              ``variance``                    shapes are checked (:func:`expected_state`)
+muon          Muon ``momentum_buffer``        no step count (as SGD): set to 1, which Muon's rule never reads; a
+                                              ravine ``schedule=`` on such a group is refused
 ============  ==============================  =================================================================
 
 Anything else is refused by :func:`check_loaded_state` *at load*, with a :class:`~ravine.errors.DataError`
@@ -36,7 +42,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -45,11 +51,9 @@ from ravine.errors import ConfigError, DataError
 from ravine.optim._schedules import Lambda, Schedule
 from ravine.optim._transforms import Transform
 
-__all__ = ["check_loaded_state", "describe", "loaded_group", "normalize_step", "rebuild"]
+__all__ = ["check_loaded_state", "describe", "expected_state", "loaded_group", "normalize_step", "rebuild"]
 
 _TAG = "ravine"
-SCALAR_STATE_KEYS = frozenset({"mu_product", "pre_clip_norm"})
-"""State keys that hold one number per parameter (0-d tensors) rather than a tensor of its shape."""
 
 
 def _registry() -> dict[str, type]:
@@ -152,15 +156,26 @@ def normalize_step(value: Any, where: str) -> torch.Tensor:
     return torch.tensor(float(raw), dtype=torch.float32)
 
 
+def expected_state(transform: Transform, param: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """The state keys ``transform`` keeps for ``param`` and their shapes (from an init on a meta tensor, so
+    nothing is allocated): e.g. Adafactor's ``row_var`` (…, R, 1) and ``col_var`` (…, 1, C) for a matrix,
+    ``variance`` for a vector; NAdam's 0-d ``mu_product``."""
+    meta = torch.empty(param.shape, dtype=param.dtype, device="meta")
+    return {
+        key: tuple(values[0].shape) for key, values in transform.init([meta]).items() if values[0] is not None
+    }
+
+
 def check_loaded_state(
     entry: Mapping[str, Any],
     param: torch.Tensor,
-    keys: Sequence[str],
+    shapes: Mapping[str, tuple[int, ...]],
     *,
     where: str,
     has_schedule: bool,
 ) -> dict[str, Any]:
-    """A loaded per-parameter state checked against the rule's ``keys``; returns it with a tensor step.
+    """A loaded per-parameter state checked against the rule's keys and ``shapes``; returns it with a tensor
+    step.
 
     Raises:
         DataError: a key missing or extra, a tensor of another shape, or a bad step count.
@@ -168,11 +183,12 @@ def check_loaded_state(
     tensors = {k: v for k, v in entry.items() if k != "step" and v is not None}
     if not tensors and "step" not in entry:
         return {}
+    keys = list(shapes)
     missing = [k for k in keys if k not in tensors]
     extra = [k for k in tensors if k not in keys]
     if missing or extra:
         raise DataError(
-            f"{where}: the saved state has {sorted(tensors)} but this rule keeps {list(keys)} "
+            f"{where}: the saved state has {sorted(tensors)} but this rule keeps {keys} "
             f"(missing {missing}, unexpected {extra}); was it saved by another optimizer or settings "
             "(e.g. amsgrad, centered, momentum)?"
         )
@@ -180,7 +196,7 @@ def check_loaded_state(
     for key, tensor in tensors.items():
         if not isinstance(tensor, torch.Tensor):
             raise DataError(f"{where}: state {key!r} must be a tensor, got {type(tensor).__name__}")
-        expected = () if key.rsplit("/", 1)[-1] in SCALAR_STATE_KEYS else tuple(param.shape)
+        expected = shapes[key]
         if tuple(tensor.shape) != expected:
             raise DataError(f"{where}: state {key!r} has shape {tuple(tensor.shape)}, expected {expected}")
         out[key] = tensor.detach().clone()  # never alias the source (e.g. a live torch optimizer's state)

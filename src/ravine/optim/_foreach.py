@@ -6,13 +6,19 @@ foreach kernels; :func:`all_finite` checks all gradients for NaN/Inf with one fu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from ravine.optim._transforms import TransformState
 
-__all__ = ["all_finite", "chunk_plan", "finite_flag", "real_views"]
+__all__ = ["all_finite", "chunk_plan", "finite_flag", "held", "real_views"]
+
+
+def held(entry: dict[Any, Any], key: str) -> torch.Tensor:
+    """``entry[key]``, or ``None`` (typed as a tensor, as the rule sees it) where the rule keeps that key for
+    other parameters only (Adafactor's ``row_var`` of a vector)."""
+    return cast(torch.Tensor, entry.get(key))
 
 
 def chunk_plan(
@@ -36,7 +42,7 @@ def chunk_plan(
     gives one chunk, ``"tensor"`` keeps parameters whole.
     """
     if chunk_bytes is None or not params or params[0].device.type != "cpu" or scope == "group":
-        return [(grads, {key: [entry[key] for entry in entries] for key in keys}, params)]
+        return [(grads, {key: [held(entry, key) for entry in entries] for key in keys}, params)]
     plan: list[tuple[list[torch.Tensor], TransformState, list[torch.Tensor]]] = []
     start, size = 0, 0
     for i, (p, g, entry) in enumerate(zip(params, grads, entries, strict=True)):
@@ -44,7 +50,7 @@ def chunk_plan(
         sliceable = (
             scope == "element"
             and nbytes > 2 * chunk_bytes
-            and _flat_sliceable(p, g, [entry[key] for key in keys])
+            and _flat_sliceable(p, g, [held(entry, key) for key in keys])
         )
         if i > start and (sliceable or size + nbytes > chunk_bytes):
             plan.append(_whole(params, grads, entries, keys, lo=start, hi=i))
@@ -75,7 +81,7 @@ def _whole(
     hi: int,
 ) -> tuple[list[torch.Tensor], TransformState, list[torch.Tensor]]:
     """The consecutive whole parameters ``lo:hi`` as one chunk."""
-    return grads[lo:hi], {key: [entry[key] for entry in entries[lo:hi]] for key in keys}, params[lo:hi]
+    return grads[lo:hi], {key: [held(entry, key) for entry in entries[lo:hi]] for key in keys}, params[lo:hi]
 
 
 def _flat_sliceable(param: torch.Tensor, grad: torch.Tensor, state: list[torch.Tensor]) -> bool:
@@ -133,5 +139,5 @@ def real_views(
     def real(t: torch.Tensor) -> torch.Tensor:
         return torch.view_as_real(t) if isinstance(t, torch.Tensor) and t.is_complex() else t
 
-    views = [{**entry, **{key: real(entry[key]) for key in keys}} for entry in entries]
+    views = [{**entry, **{key: real(entry[key]) for key in keys if key in entry}} for entry in entries]
     return [real(p) for p in params], [real(g) for g in grads], views

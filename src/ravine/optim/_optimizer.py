@@ -29,7 +29,7 @@ import torch
 
 from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedError
 from ravine.optim import _checkpoint
-from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, real_views
+from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, held, real_views
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
 from ravine.optim._scalars import Scalar, scalar_dtype
@@ -169,6 +169,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         """Everything a group must satisfy before it steps: keywords, hyper-parameters, ε vs dtype."""
         check_torch_keywords(self._name, group)
         transform, _ = self._plan(group)
+        transform.check_params(self._name, group["params"])
         parts = transform.transforms if isinstance(transform, Chain) else (transform,)
         eps = [getattr(part, "eps", None) for part in parts]
         check_eps_dtype(self._name, [e for e in eps if isinstance(e, float)], group["params"])
@@ -283,7 +284,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                 entry = self.state[p]
                 entry["step"] = torch.zeros((), dtype=torch.float32)
                 for key, values in initial.items():
-                    entry[key] = values[i]
+                    if values[i] is not None:  # a rule may keep a key for some parameters only (Adafactor)
+                        entry[key] = values[i]
         return transform
 
     def _step_group(
@@ -332,7 +334,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             for transform, _, params, _ in plans:
                 for p in params:
                     entry = self.state[p]
-                    touched += [p, entry["step"], *(entry[key] for key in transform.state_keys())]
+                    touched += [p, entry["step"], *(entry[k] for k in transform.state_keys() if k in entry)]
             saved = [t.clone() for t in touched]
         for transform, group, params, grads in plans:
             keys = transform.state_keys()
@@ -346,7 +348,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             for lo, hi in spans:
                 step = entries[lo]["step"].to(torch.float64)
                 lr = self.learning_rate(group, step)
-                state = {key: [entry[key] for entry in es[lo:hi]] for key in keys}
+                state = {key: [held(entry, key) for entry in es[lo:hi]] for key in keys}
                 transform.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
         if guarded:
             for current, old in zip(touched, saved, strict=True):
@@ -377,13 +379,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         group, entry = self._locate(param)
         transform, _ = self._plan(group)
         if not transform.defines_effective_lr:
-            raise UnsupportedError(
-                f"{self._name}: {transform!r} moves each coordinate by a step size times a sign (or by a scale "
-                "its state no longer holds), so η_t/σ_t is not defined for it"
-            )
+            raise UnsupportedError(f"{self._name}: {transform!r}: {transform.no_effective_lr}")
         step = int(entry["step"])
         lr = self.learning_rate(group, step)
-        state = {key: [entry[key]] for key in transform.state_keys()}
+        state = {key: [held(entry, key)] for key in transform.state_keys()}
         with torch.no_grad():
             sigma = transform.denominator(state, step=step)
             if sigma is None:
@@ -414,7 +413,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         """A copy of the momentum buffer m_t of ``param`` (``exp_avg`` / ``momentum_buffer``), or ``None``."""
         group, entry = self._locate(param)
         transform, _ = self._plan(group)
-        state = {key: [entry[key]] for key in transform.state_keys()}
+        state = {key: [held(entry, key)] for key in transform.state_keys()}
         buffers = transform.momentum_buffer(state)
         return None if buffers is None else buffers[0].detach().clone()
 
@@ -484,7 +483,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                 checked = _checkpoint.check_loaded_state(
                     entry,
                     param,
-                    transform.state_keys(),
+                    _checkpoint.expected_state(transform, param),
                     where=f"{where}: group {gi}, parameter {pi} (shape {tuple(param.shape)})",
                     has_schedule=schedule is not None,
                 )

@@ -1,4 +1,4 @@
-r"""Presets beyond the lectures: torch 2.13's NAdam, Adamax, Adadelta, Rprop, and Lion (no torch counterpart).
+r"""Presets beyond the lectures: torch 2.13's NAdam, Adamax, Adadelta, Rprop, Adafactor, Muon, and Lion.
 
 Same conventions as :mod:`ravine.optim._presets`: torch's argument names, defaults and state keys (a torch
 state loads exactly), every torch keyword, per-group hyper-parameters.
@@ -11,6 +11,9 @@ adamax      chain(WeightDecay(λ), Adamax(β₁, β₂, eps))
 adadelta    chain(WeightDecay(λ), Adadelta(ρ, eps)), lr = 1.0
 rprop       Rprop(etas, step_sizes) (the step sizes start at lr)
 lion        chain(Lion(β₁, β₂), DecoupledWeightDecay(λ))   (Chen et al. 2023; lr 1e-4, betas (0.9, 0.99))
+adafactor   Adafactor(β₂-decay, ε₁, ε₂, d, λ): factored σ_t, relative clipped η_t (lr 1e-2)
+muon        chain(MuonMomentum(μ, nesterov), NewtonSchulz(a, b, c, k, ε, adjust_lr_fn),
+            DecoupledWeightDecay(λ))   (2-D parameters only; lr 1e-3, λ 0.1, μ 0.95)
 ==========  ========================================================================================
 """
 
@@ -21,15 +24,18 @@ from typing import Any
 
 import torch
 
+from ravine.errors import ConfigError
 from ravine.optim._adaptive import Adadelta, Adamax, NAdam
+from ravine.optim._factored import Adafactor
 from ravine.optim._groups import torch_keywords
 from ravine.optim._optimizer import ChainOptimizer, NonFinitePolicy
+from ravine.optim._orthogonal import MuonMomentum, NewtonSchulz
 from ravine.optim._presets import Params, _betas, _coupled
 from ravine.optim._schedules import Schedule
 from ravine.optim._sign import Lion, Rprop
 from ravine.optim._transforms import DecoupledWeightDecay, Transform, chain
 
-__all__ = ["adadelta", "adamax", "lion", "nadam", "rprop"]
+__all__ = ["adadelta", "adafactor", "adamax", "lion", "muon", "nadam", "rprop"]
 
 
 def _nadam_transform(group: Mapping[str, Any]) -> Transform:
@@ -56,6 +62,26 @@ def _rprop_transform(group: Mapping[str, Any]) -> Transform:
 def _lion_transform(group: Mapping[str, Any]) -> Transform:
     beta1, beta2 = _betas("lion", group["betas"])
     return chain(Lion(beta1, beta2), DecoupledWeightDecay(group["weight_decay"]))
+
+
+def _adafactor_transform(group: Mapping[str, Any]) -> Transform:
+    eps = group["eps"]
+    if not isinstance(eps, tuple | list) or len(eps) != 2:
+        raise ConfigError(f"adafactor: eps must be a pair (eps1 or None, eps2), got {eps=!r}")
+    return Adafactor(
+        group["beta2_decay"], eps1=eps[0], eps2=eps[1], d=group["d"], weight_decay=group["weight_decay"]
+    )
+
+
+def _muon_transform(group: Mapping[str, Any]) -> Transform:
+    orthogonal = NewtonSchulz(
+        tuple(group["ns_coefficients"]),
+        ns_steps=group["ns_steps"],
+        eps=group["eps"],
+        adjust_lr_fn=group["adjust_lr_fn"],
+    )
+    momentum = MuonMomentum(group["momentum"], nesterov=group["nesterov"])
+    return chain(momentum, orthogonal, DecoupledWeightDecay(group["weight_decay"]))
 
 
 def _build(  # noqa: PLR0917 (private helper, one call per preset)
@@ -199,3 +225,88 @@ def lion(
     defaults = {"betas": betas, "weight_decay": weight_decay}
     keywords = torch_keywords(maximize, foreach, fused, capturable, differentiable)
     return _build("lion", params, _lion_transform, lr, defaults, schedule, nonfinite, keywords)
+
+
+def adafactor(  # noqa: PLR0917 (torch.optim's positional signature)
+    params: Params,
+    lr: float | torch.Tensor = 1e-2,
+    beta2_decay: float = -0.8,
+    eps: tuple[float | None, float] = (None, 1e-3),
+    d: float = 1.0,
+    weight_decay: float = 0.0,
+    *,
+    schedule: Schedule | None = None,
+    nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
+    foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
+) -> ChainOptimizer:
+    r"""torch.optim.Adafactor: factored second moments (row and column means), relative step size ρ_t·RMS(θ).
+
+    See :mod:`ravine.optim._factored`; a torch Adafactor state (``row_var``/``col_var``/``variance``) loads
+    exactly.
+
+    Example:
+        >>> import torch
+        >>> from ravine.optim import adafactor
+        >>> w = torch.nn.Parameter(torch.ones(4, 3))
+        >>> opt = adafactor([w])
+        >>> w.grad = torch.full((4, 3), 0.5)
+        >>> opt.step()
+        >>> sorted(opt.state[w])  # R + C numbers of second moment instead of R·C
+        ['col_var', 'row_var', 'step']
+        >>> round(float(w.detach()[0, 0]), 4)  # θ − lr·RMS(θ)·sign(g) on the first step
+        0.99
+    """
+    defaults = {"beta2_decay": beta2_decay, "eps": eps, "d": d, "weight_decay": weight_decay}
+    keywords = torch_keywords(maximize, foreach, fused, capturable, differentiable)
+    return _build("adafactor", params, _adafactor_transform, lr, defaults, schedule, nonfinite, keywords)
+
+
+def muon(  # noqa: PLR0917 (torch.optim's positional signature)
+    params: Params,
+    lr: float | torch.Tensor = 1e-3,
+    weight_decay: float = 0.1,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = (3.4445, -4.7750, 2.0315),
+    eps: float = 1e-7,
+    ns_steps: int = 5,
+    adjust_lr_fn: str | None = None,
+    *,
+    schedule: Schedule | None = None,
+    nonfinite: NonFinitePolicy = "raise",
+    maximize: bool = False,
+    foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
+) -> ChainOptimizer:
+    r"""torch.optim.Muon: momentum orthogonalised by Newton–Schulz (bfloat16), for 2-D parameters only.
+
+    Raises:
+        UnsupportedError: a parameter that is not a real 2-D matrix (give those to e.g. :func:`adamw`).
+
+    Example:
+        >>> import torch
+        >>> from ravine.optim import muon
+        >>> w = torch.nn.Parameter(torch.zeros(3, 3))
+        >>> opt = muon([w], lr=0.1, weight_decay=0.0)
+        >>> w.grad = torch.diag(torch.tensor([1.0, 2.0, 3.0]))
+        >>> opt.step()
+        >>> bool((torch.linalg.svdvals(w.detach()) > 0.03).all())  # every direction moved, not only the largest
+        True
+    """
+    defaults = {
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "nesterov": nesterov,
+        "ns_coefficients": ns_coefficients,
+        "eps": eps,
+        "ns_steps": ns_steps,
+        "adjust_lr_fn": adjust_lr_fn,
+    }
+    keywords = torch_keywords(maximize, foreach, fused, capturable, differentiable)
+    return _build("muon", params, _muon_transform, lr, defaults, schedule, nonfinite, keywords)

@@ -56,6 +56,11 @@ class Transform(abc.ABC):
     """Whether :meth:`update` reads the parameter values (weight decay does)."""
     defines_effective_lr: bool = True
     """Whether η_t/σ_t means something for this rule (not for sign rules such as Lion and Rprop)."""
+    no_effective_lr: str = (
+        "it moves each coordinate by a step size times a sign (or by a scale its state no longer holds), "
+        "so η_t/σ_t is not defined for it"
+    )
+    """Why η_t/σ_t is not defined (when :attr:`defines_effective_lr` is False), for the error message."""
     scope: str = "element"
     """What :meth:`update` must see at once: ``"element"`` (elementwise: any flat slice will do),
     ``"tensor"`` (whole parameters, e.g. per-row norms) or ``"group"`` (all of a group's parameters, e.g. a
@@ -71,6 +76,10 @@ class Transform(abc.ABC):
         self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         """Transform the incoming direction ``updates`` (step counts from 1); see the module contract."""
+
+    def check_params(self, owner: str, params: Sequence[torch.Tensor]) -> None:
+        """Refuse parameters this rule cannot update (e.g. Muon's non-matrices), at construction and load."""
+        del owner, params
 
     def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         """σ_t per element if this transform divides by one, else ``None`` (new tensors, made on demand)."""
@@ -330,6 +339,10 @@ class Chain(Transform):
         )
         self.reads_params = any(part.reads_params for part in self.transforms)
         self.defines_effective_lr = all(part.defines_effective_lr for part in self.transforms)
+        self.no_effective_lr = next(
+            (part.no_effective_lr for part in self.transforms if not part.defines_effective_lr),
+            Transform.no_effective_lr,
+        )
         scopes = {part.scope for part in self.transforms}
         self.scope = next((s for s in ("group", "tensor") if s in scopes), "element")
 
@@ -339,6 +352,10 @@ class Chain(Transform):
             for key, value in part.init(params).items():
                 state[keymap[key]] = value
         return state
+
+    def check_params(self, owner: str, params: Sequence[torch.Tensor]) -> None:
+        for part in self.transforms:
+            part.check_params(owner, params)
 
     def _sub(self, index: int, state: TransformState) -> TransformState:
         return {inner: state[outer] for inner, outer in self._keymaps[index].items()}
