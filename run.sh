@@ -62,6 +62,14 @@ case "$command" in
         # the peers' dependencies (torchvision via backpack) would pull the newest torch: keep the one we have
         "$VENV/bin/python" -c 'import torch; print("torch==" + torch.__version__)' > "$VENV/torch-constraint.txt"
         "$VENV/bin/python" -m pip install --quiet -e ".[dev,bench]" -c "$VENV/torch-constraint.txt"
+        # torchvision comes only through backpack (which needs it for its examples, not for its extensions);
+        # the release pip picks may be built for another torch ("operator torchvision::nms does not exist"),
+        # and a torchvision that fails to load breaks transformers' model imports (GPT2LMHeadModel). Neither
+        # ravine nor the benchmarks use it: remove it from the venv when it does not load.
+        if ! "$VENV/bin/python" -c 'import torchvision' >/dev/null 2>&1; then
+            echo "run.sh: torchvision does not load with this torch; uninstalling it from $VENV" >&2
+            "$VENV/bin/python" -m pip uninstall --quiet --yes torchvision
+        fi
         export MPLBACKEND=Agg
         if [ $# -gt 0 ]; then
             exec "$VENV/bin/python" -m "benchmarks.$1" "${@:2}"
