@@ -51,9 +51,9 @@ case "$command" in
             touch "$VENV/.ravine-integrations"
         fi
         export MPLBACKEND=Agg
-        "$VENV/bin/ruff" check src tests benchmarks
-        "$VENV/bin/ruff" format --check src tests benchmarks
-        "$VENV/bin/mypy"
+        "$VENV/bin/python" -m ruff check src tests benchmarks
+        "$VENV/bin/python" -m ruff format --check src tests benchmarks
+        "$VENV/bin/python" -m mypy
         exec "$VENV/bin/python" -m pytest -n 2 "$@"
         ;;
     bench)
