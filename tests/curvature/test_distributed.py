@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from _gloo import run_ranks
 from ravine.curvature import HessianOperator, lanczos, spectral_density
 
 from ._distributed_worker import CUTS
@@ -20,42 +18,21 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="to
 
 
 def _run_ranks(tmp_path: Path, world: int = 2) -> list[dict[str, Any]]:
-    tests_dir = Path(__file__).resolve().parents[1]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(tests_dir), env.get("PYTHONPATH", "")])
-    if sys.platform.startswith("linux"):
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # stay on the loopback interface
     init_file = tmp_path / "rendezvous"
     outs = [tmp_path / f"rank{rank}.pt" for rank in range(world)]
-    processes = [
-        subprocess.Popen(
-            # -W error: like pytest's filterwarnings, and proves the first jvp leaks no torch warning
+    # -W error: like pytest's filterwarnings, and proves the first jvp leaks no torch warning
+    run_ranks(
+        [
             [
-                sys.executable,
                 "-W",
                 "error",
                 "-m",
                 "curvature._distributed_worker",
                 *map(str, (rank, world, init_file, outs[rank])),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(world)
-    ]
-    logs = []
-    try:
-        for process in processes:
-            logs.append(process.communicate(timeout=120)[0])
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for rank, process in enumerate(processes):
-        assert process.returncode == 0, f"rank {rank} failed:\n{logs[rank]}"
+            ]
+            for rank in range(world)
+        ]
+    )
     return [torch.load(out, weights_only=False) for out in outs]
 
 

@@ -4,15 +4,13 @@ all-reduced gradients (2 gloo processes), against per-sample gradients computed 
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from _gloo import run_ranks
 from ravine.diagnose._ddp_noise import two_batch_estimates
 
 WORKER = Path(__file__).with_name("_noise_worker.py")
@@ -49,32 +47,9 @@ def test_two_batch_estimators_are_unbiased() -> None:
 
 
 def test_ddp_hook_reads_the_per_rank_and_the_reduced_gradient(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    if sys.platform.startswith("linux"):
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     init_file = tmp_path / "rendezvous"
     outs = [tmp_path / f"rank{rank}.pt" for rank in range(2)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), str(rank), "2", str(init_file), str(outs[rank])],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    logs = []
-    try:
-        for process in processes:
-            logs.append(process.communicate(timeout=120)[0])
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for rank, process in enumerate(processes):
-        assert process.returncode == 0, f"rank {rank} failed:\n{logs[rank]}"
+    run_ranks([[str(WORKER), str(rank), "2", str(init_file), str(outs[rank])] for rank in range(2)])
     ranks = [torch.load(out, weights_only=False) for out in outs]
     # Reference without DDP: the same model, the same data, per-sample gradients by autograd.
     torch.manual_seed(0)
