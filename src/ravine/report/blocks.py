@@ -33,7 +33,7 @@ def _draw_scales(ax: Axes, spectra: BlockSpectra, title: str) -> None:
     ax.invert_yaxis()
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(f"{title}: heterogeneity {spectra.heterogeneity:.2f}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best", framealpha=0.6)  # never over a point: the last row holds the head
 
 
 def _draw_densities(ax: Axes, spectra: BlockSpectra) -> None:
