@@ -128,7 +128,7 @@ def test_a_long_monitored_run_keeps_bounded_records() -> None:
 
 
 def test_probe_cadence_backs_off_while_steady_and_keeps_to_its_time_budget() -> None:
-    cadence = ProbeCadence(25, max_every=100, budget=0.05)
+    cadence = ProbeCadence(25, max_every=100, budget=0.05, healthy_max_every=800)
     cadence.step_seconds = 0.1
     steps = []
     for steady in (True, True, True, False, True):
@@ -137,7 +137,20 @@ def test_probe_cadence_backs_off_while_steady_and_keeps_to_its_time_budget() -> 
         cadence.done(step, seconds=0.01, steady=steady)  # cheap probes: the budget does not bind
         steps.append(cadence.interval)
     assert steps == [50, 100, 100, 25, 50]
-    cadence.done(cadence.next, seconds=0.3, steady=False)  # 0.3 s / (5% of 0.1 s per step) = 60 steps
-    assert cadence.interval == 75  # rounded up to a multiple of probe_every
-    cadence.done(cadence.next, seconds=10.0, steady=False)  # never beyond max_every
+    cadence.done(cadence.next, seconds=0.3, steady=True)  # 0.3 s / (5% of 0.1 s per step) = 60 steps
+    assert cadence.interval == 100  # doubled from 50: more than the budget asks
+    cadence.done(cadence.next, seconds=0.3, steady=False)  # a change: fast again, whatever the budget
+    assert cadence.interval == 25
+    cadence.done(cadence.next, seconds=0.3, steady=True)  # steady: the budget's 60 steps, rounded up
+    assert cadence.interval == 75
+    cadence.done(cadence.next, seconds=10.0, steady=True)  # never beyond max_every outside health
     assert cadence.interval == 100
+    healthy = []
+    for _ in range(6):  # healthy and steady: geometric back-off up to healthy_max_every
+        cadence.done(cadence.next, seconds=0.01, steady=True, healthy=True)
+        healthy.append(cadence.interval)
+    assert healthy == [200, 400, 800, 800, 800, 800]
+    cadence.done(cadence.next, seconds=40.0, steady=True, healthy=True)  # the budget cannot pass the cap
+    assert cadence.interval == 800
+    cadence.done(cadence.next, seconds=0.01, steady=False, healthy=True)  # asked for / changed: fast
+    assert cadence.interval == 25

@@ -66,6 +66,9 @@ __all__ = ["Monitor"]
 Placement = Literal["auto", "before", "after"]
 LossFn = Callable[[Any, Any], torch.Tensor]
 
+HEALTHY_WINDOWS = 32
+"""With ``probe_max_every=None``, the probes back off up to this many windows apart while the run is healthy."""
+
 
 class Monitor:
     """Watches a training loop and gives a verdict: ravine, LR too small, saddle, minimum, noise, ...
@@ -170,7 +173,10 @@ class Monitor:
         )
         self._generators = ProbeGenerators(seed + 1)
         self.cadence = ProbeCadence(
-            cfg.probe_every, max_every=cfg.probe_max_every or th.window, budget=cfg.probe_budget
+            cfg.probe_every,
+            max_every=cfg.probe_max_every or th.window,
+            budget=cfg.probe_budget,
+            healthy_max_every=cfg.probe_max_every or HEALTHY_WINDOWS * th.window,
         )
         """When the probes run (adaptive: see :mod:`ravine.diagnose._cadence`)."""
         self._probe_kind: VerdictKind | None = None
@@ -395,14 +401,29 @@ class Monitor:
         self.critical_points.append(record)
         return True
 
-    def _probe(self, step: int, batch: Any, closure: Callable[[], torch.Tensor] | None) -> None:
-        if closure is None and self.loss_fn is None:
-            return
+    def _probe(
+        self, step: int, batch: Any, closure: Callable[[], torch.Tensor] | None, *, asked: bool = False
+    ) -> bool:
+        """Probe at ``step`` (``asked``: the rules want the evidence now); False without probe inputs."""
+        if closure is None and (self.loss_fn is None or batch is None):
+            return False
         start = time.perf_counter()
         try:
             with isolated(self.model, self._generators):
                 self.probes.append(build_probe(self, step, batch, closure))
         finally:
             kind = self._verdict.kind if self._verdict is not None else None
-            self.cadence.done(step, seconds=time.perf_counter() - start, steady=kind is self._probe_kind)
+            self.cadence.done(
+                step,
+                seconds=time.perf_counter() - start,
+                steady=kind is self._probe_kind and not asked,
+                healthy=kind is VerdictKind.HEALTHY,
+            )
             self._probe_kind = kind
+        return True
+
+    def _probe_asked(self, step: int) -> bool:
+        """A probe the rules asked for at a judgement (none in the window): on this step's batch or closure."""
+        if not self.config.probe_every:
+            return False
+        return self._probe(step, self._last_batch, self._last_closure, asked=True)
