@@ -154,3 +154,32 @@ def test_probe_cadence_backs_off_while_steady_and_keeps_to_its_time_budget() -> 
     assert cadence.interval == 800
     cadence.done(cadence.next, seconds=0.01, steady=False, healthy=True)  # asked for / changed: fast
     assert cadence.interval == 25
+
+
+def test_recent_batches_are_bounded_by_count_and_bytes() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(1000, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    megabyte = 250 * 1000 * 4  # a (250, 1000) float32 batch of inputs (the targets add 1 kB)
+    configs = {
+        "default": MonitorConfig(probe_every=0),
+        "tight": MonitorConfig(recent_batch_bytes=2 * megabyte + 2_500),
+    }
+    monitors = {name: Monitor(model, optimizer, config=config) for name, config in configs.items()}
+    monitors["newest only"] = Monitor(model, optimizer, config=MonitorConfig(recent_batch_bytes=0))
+    seen = []
+    for _ in range(12):
+        x, y = torch.randn(250, 1000), torch.randn(250, 1)
+        seen.append(x)
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        for monitor in monitors.values():
+            monitor.step(loss, batch=(x, y))
+        optimizer.step()
+    kept = {name: [batch[0] for batch in monitor.recent_batches] for name, monitor in monitors.items()}
+    assert kept["default"] == seen[-8:]  # 8 batches of 1 MB: within the default 64 MiB
+    assert kept["tight"] == seen[-3:]  # the newest + 2 MB of older ones
+    assert kept["newest only"] == seen[-1:]
+    assert monitors["tight"].recent_batches.nbytes == 3 * (megabyte + 1_000)
+    assert monitors["tight"].recent_batches[-1][0] is seen[-1]

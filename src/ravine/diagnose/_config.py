@@ -107,6 +107,8 @@ class MonitorConfig:
         sketch_size: Buckets of the sketches that give the cosine of successive updates and the distance from
             the start on models with more than 4× as many parameters (±1/√k on a cosine); smaller models
             keep exact copies.
+        recent_batch_bytes: Tensor bytes of the older batches kept in ``monitor.recent_batches`` besides the
+            newest (at most 8 batches; references to the batches given, not copies). 0: only the newest.
         log_every: Steps between rows sent to the loggers (TensorBoard, Lightning's or HF's).
         thresholds: The verdict rules' numbers.
     """
@@ -129,6 +131,7 @@ class MonitorConfig:
     layer_window: int = 256
     max_records: int = 1024
     sketch_size: int = 4096
+    recent_batch_bytes: int = 64 * 2**20
     log_every: int = 1
     thresholds: Thresholds = field(default_factory=Thresholds)
 
@@ -177,6 +180,7 @@ _CONFIG_DOMAINS: dict[str, Domain] = {
     "history_window": ("int", 256, math.inf, True),
     "sketch_size": ("int", 16, math.inf, True),
     "probe_budget": _SHARE,
+    "recent_batch_bytes": ("int", 0, math.inf, True),
 }
 
 

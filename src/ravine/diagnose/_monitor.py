@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 import math
 import time
 import warnings
@@ -35,6 +34,7 @@ from ravine.diagnose._config import MonitorConfig, check_config
 from ravine.diagnose._decide import decide
 from ravine.diagnose._history import History
 from ravine.diagnose._inputs import (
+    RecentBatches,
     StepCounter,
     check_loss,
     check_model,
@@ -65,6 +65,9 @@ __all__ = ["Monitor"]
 
 Placement = Literal["auto", "before", "after"]
 LossFn = Callable[[Any, Any], torch.Tensor]
+
+RECENT_BATCHES = 8
+"""Most batches kept in ``monitor.recent_batches``."""
 
 HEALTHY_WINDOWS = 32
 """With ``probe_max_every=None``, the probes back off up to this many windows apart while the run is healthy."""
@@ -154,7 +157,9 @@ class Monitor:
         self.critical_points: Capped[CriticalPointRecord] = Capped(head=4, tail=cfg.max_records)
         self.sharpness: list[SharpnessRecord] = []
         self.regimes = RegimeTracker(window=th.window)
-        self.recent_batches: collections.deque[Any] = collections.deque(maxlen=8)
+        self.recent_batches = RecentBatches(RECENT_BATCHES, cfg.recent_batch_bytes)
+        """The newest batches given to :meth:`step` (at most 8, within ``MonitorConfig.recent_batch_bytes``;
+        for :func:`~ravine.diagnose.try_remedies` and :func:`~ravine.diagnose.lr_range_test`)."""
         self._probe_key: object = None
         self.errors: Capped[str] = Capped(head=50, tail=50)
         self.notes: Capped[str] = Capped(head=50, tail=200)
