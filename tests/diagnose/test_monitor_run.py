@@ -82,10 +82,11 @@ def test_another_threads_draws_are_neither_consumed_nor_rewound() -> None:
     loss_fn = nn.functional.cross_entropy
     monitor = Monitor(model, optimizer, loss_fn=loss_fn, config=EVERY_STEP)
     draws: list[float] = []
+    done = threading.Event()
 
     def draw() -> None:
-        for _ in range(3000):
-            draws.append(float(torch.rand((), dtype=torch.float64)))
+        while not done.wait(0.001):  # for the whole run, however the threads are scheduled
+            draws.extend(torch.rand(8, dtype=torch.float64).tolist())
 
     torch.manual_seed(7)
     worker = threading.Thread(target=draw)
@@ -96,11 +97,12 @@ def test_another_threads_draws_are_neither_consumed_nor_rewound() -> None:
         loss.backward()
         monitor.step(loss, batch=(x, y))
         optimizer.step()
+    done.set()
     worker.join()
     assert len(monitor.probes) >= 20 and not monitor.errors
     torch.manual_seed(7)
-    reference = [float(torch.rand((), dtype=torch.float64)) for _ in range(len(draws))]
-    assert len(set(draws)) == len(draws)
+    reference = torch.rand(len(draws), dtype=torch.float64).tolist()
+    assert len(draws) > 100 and len(set(draws)) == len(draws)
     assert draws == reference
 
 
@@ -306,7 +308,8 @@ def test_hessian_classifications_leave_another_threads_draws_and_the_trajectory_
     bare, _ = _classifying_run(False, None)
     draws: list[float] = []
     watched, monitor = _classifying_run(True, draws)
-    assert monitor is not None and not monitor.errors, monitor.errors
+    assert monitor is not None
+    assert not monitor.errors, monitor.errors
     assert len(monitor.critical_points) >= 4  # a classification at every other judgement (max age 1)
     assert all(torch.equal(a, b) for a, b in zip(bare, watched, strict=True))
     torch.manual_seed(7)
