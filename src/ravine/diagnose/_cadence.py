@@ -56,6 +56,9 @@ class ProbeCadence:
         self.next = every
         self.step_seconds = math.nan
         self.probe_seconds = 0.0
+        """The last probe's seconds."""
+        self.total_probe_seconds = 0.0
+        """All probes' seconds so far."""
         self._last_call: float | None = None
         self._probing = 0.0
 
@@ -78,6 +81,7 @@ class ProbeCadence:
         probe (and the rules did not ask for this probe); ``healthy``: that kind is healthy."""
         self._probing += seconds
         self.probe_seconds = seconds
+        self.total_probe_seconds += seconds
         cap = self.healthy_max_every if healthy else self.max_every
         if steady:
             interval = min(self.interval * 2, cap)

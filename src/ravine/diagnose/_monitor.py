@@ -184,7 +184,7 @@ class Monitor:
             healthy_max_every=cfg.probe_max_every or HEALTHY_WINDOWS * th.window,
         )
         """When the probes run (adaptive: see :mod:`ravine.diagnose._cadence`)."""
-        self._probe_kind: VerdictKind | None = None
+        self._probe_kind = VerdictKind.HEALTHY  # the regime at the last probe (presumed healthy at first)
         self._warned: set[str] = set()
         self._first_call = True
         self._closed = False
@@ -417,7 +417,7 @@ class Monitor:
             with isolated(self.model, self._generators):
                 self.probes.append(build_probe(self, step, batch, closure))
         finally:
-            kind = self._verdict.kind if self._verdict is not None else None
+            kind = self._verdict.kind if self._verdict is not None else VerdictKind.HEALTHY
             self.cadence.done(
                 step,
                 seconds=time.perf_counter() - start,
