@@ -216,6 +216,7 @@ def gpt2(steps: int, chunk: int, batch: int, warmup: int) -> list[str]:
         "bare": _GPT2Loop(tokens, None),
         "signals": _GPT2Loop(tokens, MonitorConfig(probe_every=0)),
         "default": _GPT2Loop(tokens, MonitorConfig()),
+        "previous": _GPT2Loop(tokens, MonitorConfig(probe_budget=0.0, probe_max_every=100)),
     }
     for loop in loops.values():  # warm-up: the default monitor's probes back off to their steady cadence
         loop.run(warmup)
@@ -231,18 +232,19 @@ def gpt2(steps: int, chunk: int, batch: int, warmup: int) -> list[str]:
         f"GPT-2-shaped `GPT2LMHeadModel` (4 layers, d=256, 4 heads, vocabulary 2048, dropout 0.1 in train "
         f"mode): {sum(p.numel() for p in params):,} parameters in {len(params)} tensors; AdamW; batch "
         f"{batch} × 128 tokens; probes get `batch=(tokens, tokens)` and a causal-LM `loss_fn`. Each loop "
-        f"first runs {warmup} steps (not timed), then the three loops take turns for {steps // chunk} chunks of "
+        f"first runs {warmup} steps (not timed), then the four loops take turns for {steps // chunk} chunks of "
         f"{chunk} steps ({steps} timed steps each); totals over all chunks, so that probes count at their real "
         "rate.",
         "",
         "| loop | s / step | end to end vs bare | inside `monitor.step` (incl. probes) | probes in the timed steps "
-        "| probe interval at the end | ≤ 5% |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
-        f"| bare | {bare:.3f} | — | — | — | — | |",
+        "| probe interval at the end | probes over the whole run (incl. warm-up) | regime at the end | ≤ 5% |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |",
+        f"| bare | {bare:.3f} | — | — | — | — | — | — | |",
     ]
     for name, label in (
         ("signals", "Monitor, per-step signals only (probe_every=0)"),
-        ("default", "Monitor, default config with batch= (adaptive probes)"),
+        ("default", "Monitor, default config with batch= (adaptive probes, 2% budget)"),
+        ("previous", "Monitor, the previous default (no budget, at most one window apart)"),
     ):
         loop = loops[name]
         per = loop.seconds / loop.steps
@@ -250,22 +252,31 @@ def gpt2(steps: int, chunk: int, batch: int, warmup: int) -> list[str]:
         monitor = loop.monitor
         assert monitor is not None
         probes = sum(1 for p in monitor.probes if p.step >= warmup)
-        interval = monitor.cadence.interval if name == "default" else "—"
+        cadence = monitor.cadence
+        interval = cadence.interval if name != "signals" else "—"
+        whole = "—"
+        if name != "signals":
+            share = cadence.total_probe_seconds / ((warmup + loop.steps) * bare)
+            whole = f"{len(monitor.probes)}: {cadence.total_probe_seconds:.1f} s = {100 * share:.1f}% of the bare steps"
+        regime = monitor.last_verdict.kind.value if monitor.last_verdict else "—"
         met = "yes" if inside / bare <= 0.05 else "**no**"
         lines.append(
             f"| {label} | {per:.3f} | {100 * (per / bare - 1):+.1f}% | {1e3 * inside:.1f} ms = "
-            f"{100 * inside / bare:.1f}% | {probes} | {interval} | {met} |"
+            f"{100 * inside / bare:.1f}% | {probes} | {interval} | {whole} | {regime} | {met} |"
         )
         if monitor.errors:
-            lines.append(f"| (errors: {monitor.errors[0]}) | | | | | | |")
+            lines.append(f"| (errors: {monitor.errors[0]}) | | | | | | | | |")
     default = loops["default"].monitor
     assert default is not None
     lines += [
         "",
         f"Last probe took {default.cadence.probe_seconds:.2f} s against a measured "
-        f"{default.cadence.step_seconds:.3f} s per training step; "
-        "the default cadence doubles the probe interval while the verdict stays the same, up to one window "
-        f"(here {default.cadence.max_every} steps); `probe_budget` = {default.config.probe_budget:g} (no time "
-        "limit: probe steps do not depend on the machine's speed).",
+        f"{default.cadence.step_seconds:.3f} s per training step. The default cadence doubles the probe interval "
+        "while the regime stays the same, up to one window outside a healthy regime and "
+        f"{default.cadence.healthy_max_every} steps in one; `probe_budget` = {default.config.probe_budget:g} "
+        "puts a steady probe off until the measured training time makes up for it (a change of regime, or a "
+        "probe the rules ask for when the window holds none, returns to every "
+        f"{default.config.probe_every} steps). Probes taken by the default monitor over the whole run (steps): "
+        f"{[p.step for p in default.probes]}.",
     ]
     return lines

@@ -19,7 +19,7 @@ UPPER = ("report", "tour", "cli", "commands")
 """What renders and runs: nothing in :data:`LOWER` may import these."""
 CORE = ("optim", "curvature")
 """The engines, which may import only these modules of ravine."""
-CORE_MAY_IMPORT = ("errors", "_validate")
+CORE_MAY_IMPORT = ("errors", "_validate", "_rng")
 
 
 def module_name(path: Path) -> str:

@@ -128,7 +128,7 @@ def test_a_long_monitored_run_keeps_bounded_records() -> None:
 
 
 def test_probe_cadence_backs_off_while_steady_and_keeps_to_its_time_budget() -> None:
-    cadence = ProbeCadence(25, max_every=100, budget=0.05)
+    cadence = ProbeCadence(25, max_every=100, budget=0.05, healthy_max_every=800)
     cadence.step_seconds = 0.1
     steps = []
     for steady in (True, True, True, False, True):
@@ -137,7 +137,49 @@ def test_probe_cadence_backs_off_while_steady_and_keeps_to_its_time_budget() -> 
         cadence.done(step, seconds=0.01, steady=steady)  # cheap probes: the budget does not bind
         steps.append(cadence.interval)
     assert steps == [50, 100, 100, 25, 50]
-    cadence.done(cadence.next, seconds=0.3, steady=False)  # 0.3 s / (5% of 0.1 s per step) = 60 steps
-    assert cadence.interval == 75  # rounded up to a multiple of probe_every
-    cadence.done(cadence.next, seconds=10.0, steady=False)  # never beyond max_every
+    cadence.done(cadence.next, seconds=0.3, steady=True)  # 0.3 s / (5% of 0.1 s per step) = 60 steps
+    assert cadence.interval == 100  # doubled from 50: more than the budget asks
+    cadence.done(cadence.next, seconds=0.3, steady=False)  # a change: fast again, whatever the budget
+    assert cadence.interval == 25
+    cadence.done(cadence.next, seconds=0.3, steady=True)  # steady: the budget's 60 steps, rounded up
+    assert cadence.interval == 75
+    cadence.done(cadence.next, seconds=10.0, steady=True)  # never beyond max_every outside health
     assert cadence.interval == 100
+    healthy = []
+    for _ in range(6):  # healthy and steady: geometric back-off up to healthy_max_every
+        cadence.done(cadence.next, seconds=0.01, steady=True, healthy=True)
+        healthy.append(cadence.interval)
+    assert healthy == [200, 400, 800, 800, 800, 800]
+    cadence.done(cadence.next, seconds=40.0, steady=True, healthy=True)  # the budget cannot pass the cap
+    assert cadence.interval == 800
+    cadence.done(cadence.next, seconds=0.01, steady=False, healthy=True)  # asked for / changed: fast
+    assert cadence.interval == 25
+
+
+def test_recent_batches_are_bounded_by_count_and_bytes() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(1000, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    megabyte = 250 * 1000 * 4  # a (250, 1000) float32 batch of inputs (the targets add 1 kB)
+    configs = {
+        "default": MonitorConfig(probe_every=0),
+        "tight": MonitorConfig(recent_batch_bytes=2 * megabyte + 2_500),
+    }
+    monitors = {name: Monitor(model, optimizer, config=config) for name, config in configs.items()}
+    monitors["newest only"] = Monitor(model, optimizer, config=MonitorConfig(recent_batch_bytes=0))
+    seen = []
+    for _ in range(12):
+        x, y = torch.randn(250, 1000), torch.randn(250, 1)
+        seen.append(x)
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        for monitor in monitors.values():
+            monitor.step(loss, batch=(x, y))
+        optimizer.step()
+    kept = {name: [batch[0] for batch in monitor.recent_batches] for name, monitor in monitors.items()}
+    assert kept["default"] == seen[-8:]  # 8 batches of 1 MB: within the default 64 MiB
+    assert kept["tight"] == seen[-3:]  # the newest + 2 MB of older ones
+    assert kept["newest only"] == seen[-1:]
+    assert monitors["tight"].recent_batches.nbytes == 3 * (megabyte + 1_000)
+    assert monitors["tight"].recent_batches[-1][0] is seen[-1]

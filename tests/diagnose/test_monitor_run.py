@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from ravine.diagnose import Monitor, MonitorConfig, MonitorWarning, VerdictKind
+from ravine.diagnose import Monitor, MonitorConfig, MonitorWarning, Thresholds, VerdictKind
 from ravine.diagnose._isolation import isolated
 from ravine.errors import ConfigError, NonFiniteError, UnsupportedError
 from ravine.optim import sgd
@@ -82,10 +82,11 @@ def test_another_threads_draws_are_neither_consumed_nor_rewound() -> None:
     loss_fn = nn.functional.cross_entropy
     monitor = Monitor(model, optimizer, loss_fn=loss_fn, config=EVERY_STEP)
     draws: list[float] = []
+    done = threading.Event()
 
     def draw() -> None:
-        for _ in range(3000):
-            draws.append(float(torch.rand((), dtype=torch.float64)))
+        while not done.wait(0.001):  # for the whole run, however the threads are scheduled
+            draws.extend(torch.rand(8, dtype=torch.float64).tolist())
 
     torch.manual_seed(7)
     worker = threading.Thread(target=draw)
@@ -96,11 +97,12 @@ def test_another_threads_draws_are_neither_consumed_nor_rewound() -> None:
         loss.backward()
         monitor.step(loss, batch=(x, y))
         optimizer.step()
+    done.set()
     worker.join()
     assert len(monitor.probes) >= 20 and not monitor.errors
     torch.manual_seed(7)
-    reference = [float(torch.rand((), dtype=torch.float64)) for _ in range(len(draws))]
-    assert len(set(draws)) == len(draws)
+    reference = torch.rand(len(draws), dtype=torch.float64).tolist()
+    assert len(draws) > 100 and len(set(draws)) == len(draws)
     assert draws == reference
 
 
@@ -245,3 +247,72 @@ def test_fused_rnn_and_attention_kernels_are_probed_without_touching_the_global_
         with isolated(lstm):
             loss(case).backward()
         assert torch.equal(before, torch.random.get_rng_state())
+
+
+class _TinyNoisy(nn.Module):
+    """38 parameters (a dense Hessian is cheap) and noise from the module's own generator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 2))
+        self.noise = torch.Generator().manual_seed(5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.body(x + 0.01 * torch.randn(x.shape, generator=self.noise))
+        return out
+
+
+def _classifying_run(monitored: bool, draws: list[float] | None) -> tuple[list[torch.Tensor], Monitor | None]:
+    """A flat run whose every judgement classifies the Hessian (any gradient counts as small), beside a thread
+    drawing from the global generator when ``draws`` is given."""
+    torch.manual_seed(0)
+    model = _TinyNoisy()
+    x, y = torch.randn(32, 6), torch.randint(0, 2, (32,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-7)  # a flat loss: the plateau rules run
+    loss_fn = nn.functional.cross_entropy
+    config = MonitorConfig(
+        judge_every=1,
+        probe_every=1,
+        probe_budget=0.0,
+        max_dense_params=10,
+        lanczos_hvps=12,
+        thresholds=Thresholds(window=10, small_grad_abs=1e6, classification_max_age=1),
+    )
+    monitor = Monitor(model, optimizer, loss_fn=loss_fn, config=config) if monitored else None
+    worker, done = None, threading.Event()
+    if draws is not None:
+
+        def draw() -> None:
+            while not done.wait(0.001):  # for the whole run, however the threads are scheduled
+                draws.extend(torch.rand(8, dtype=torch.float64).tolist())
+
+        torch.manual_seed(7)
+        worker = threading.Thread(target=draw)
+        worker.start()
+    for _ in range(18):
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        if monitor is not None:
+            monitor.step(loss, batch=(x, y))
+        optimizer.step()
+    done.set()
+    if worker is not None:
+        worker.join()
+    return [p.detach().clone() for p in model.parameters()], monitor
+
+
+def test_hessian_classifications_leave_another_threads_draws_and_the_trajectory_alone() -> None:
+    # The classification runs ravine.curvature's passes; they draw (the model's noise) from private
+    # generators and never seed or restore the global one, so the other thread's draws are the seeded sequence.
+    bare, _ = _classifying_run(False, None)
+    draws: list[float] = []
+    watched, monitor = _classifying_run(True, draws)
+    assert monitor is not None
+    assert not monitor.errors, monitor.errors
+    assert len(monitor.critical_points) >= 4  # a classification at every other judgement (max age 1)
+    assert all(torch.equal(a, b) for a, b in zip(bare, watched, strict=True))
+    torch.manual_seed(7)
+    reference = torch.rand(len(draws), dtype=torch.float64).tolist()
+    assert len(draws) > 1000 and len(set(draws)) == len(draws)
+    assert draws == reference

@@ -7,6 +7,7 @@ size and divides by the number of samples, so any split of the data gives the fu
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from ravine._rng import PrivateGenerators, private_randomness
 from ravine.curvature._data import DataLike, Prepared, Weighting, check_data, iter_batches, prepare
 from ravine.curvature._forward_ad import load_forward_ad
 from ravine.curvature._kernels import explain, twice_differentiable
@@ -195,7 +197,7 @@ class CurvatureOperator:
 
     def _reseed(self) -> None:
         """Restart the random stream of the current batch: one dropout mask per batch, whatever the pass."""
-        torch.manual_seed(self._batch_seed)
+        self._rng.reseed(self._batch_seed)
 
     def _pass(
         self,
@@ -217,19 +219,22 @@ class CurvatureOperator:
 
         ``scale`` is the batch's weight (its rows or counted targets) for a mean loss, 1 for a summed one.
         Runs in the operator's mode (train/eval) with the batch's seed and twice-differentiable kernels,
-        leaves the global RNG and the user's kernel settings as they were and turns torch's errors into
-        :class:`CurvatureError`. Returns the local sum and the total weight.
+        draws its random numbers (dropout in train mode) from private generators seeded per batch (never the
+        global one, a module's own or another thread's: :mod:`ravine._rng`) — once a pass in this mode drew
+        nothing, the next ones skip that block's per-operation cost —, leaves the user's kernel settings as they
+        were and turns torch's errors into :class:`CurvatureError`. Returns the local sum and the total weight.
         """
         flat = self.parameters_flat() if params is None else params.to(device=self.device, dtype=self.dtype)
         variables = self.unflatten(flat)
         constants = self._constants()
         total: Tensor | None = None
         count, index = 0, -1
+        self._rng = PrivateGenerators(self.seed)
+        quiet = getattr(self, "_quiet_mode", None) is self.train_mode  # an earlier pass drew nothing
         try:
-            devices = [self.device] if self.device.type == "cuda" else []
             with (
                 evaluation_mode(self.model, self.train_mode),
-                torch.random.fork_rng(devices=devices),
+                contextlib.nullcontext() if quiet else private_randomness(self._rng, "curvature") as draws,
                 twice_differentiable(self.model),
             ):
                 for index, raw in enumerate(iter_batches(self.data)):
@@ -243,6 +248,8 @@ class CurvatureOperator:
                     if value is not None:
                         total = value if total is None else total + value
                     count += batch.weight
+            if draws is not None and draws.count == 0:
+                self._quiet_mode = self.train_mode
         except RavineError:
             raise
         except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:

@@ -89,12 +89,16 @@ class MonitorConfig:
         max_dense_params: Up to this many parameters the classification uses the exact (dense) Hessian.
         lanczos_hvps: Hessian-vector products the Lanczos classification may spend (larger models).
         saddle_tol: λ_min < −saddle_tol·max|λ| counts as negative curvature.
-        probe_budget: Share of the training time the probes may take: after each probe the next one is put off
-            until the measured training time makes up for it (e.g. 0.03). 0 (default): no time limit, so that
-            the probe steps, and the verdicts, do not depend on the machine's speed. Either way the interval
-            doubles while the verdict's kind stays the same and is reset to ``probe_every`` when it changes.
-        probe_max_every: The longest interval between probes (None: the rules' window, so that each window
-            of judged steps holds a probe).
+        probe_budget: Share of the training time the probes may take while the regime is steady: after a
+            steady probe the next one is put off until the measured training time makes up for it (the last
+            probe's seconds / (probe_budget · seconds per step)). The probes right after a change of regime,
+            and those the rules ask for, are not delayed. 0: no time limit, so that the probe steps do not
+            depend on the machine's speed (e.g. for reproducible tests). Either way the interval doubles while
+            the regime stays the same and is reset to ``probe_every`` when it changes.
+        probe_max_every: The longest interval between probes. None (default): the rules' window while the
+            regime is not healthy (each window of judged steps holds a probe), 32 windows while it is healthy
+            (a healthy verdict reads the falling loss; when the loss stops falling clearly and the window holds
+            no probe, the monitor probes at that judgement).
         history_window: Newest steps kept at full resolution in every column of the history (at least
             ``burst_memory + 2·window`` + a margin); older steps are kept as (min, median, max) blocks that
             double in size with age, so the history's memory does not grow with the run.
@@ -103,6 +107,8 @@ class MonitorConfig:
         sketch_size: Buckets of the sketches that give the cosine of successive updates and the distance from
             the start on models with more than 4× as many parameters (±1/√k on a cosine); smaller models
             keep exact copies.
+        recent_batch_bytes: Tensor bytes of the older batches kept in ``monitor.recent_batches`` besides the
+            newest (at most 8 batches; references to the batches given, not copies). 0: only the newest.
         log_every: Steps between rows sent to the loggers (TensorBoard, Lightning's or HF's).
         thresholds: The verdict rules' numbers.
     """
@@ -119,12 +125,13 @@ class MonitorConfig:
     max_dense_params: int = 2000
     lanczos_hvps: int = 60
     saddle_tol: float = 1e-3
-    probe_budget: float = 0.0
+    probe_budget: float = 0.02
     probe_max_every: int | None = None
     history_window: int = 4096
     layer_window: int = 256
     max_records: int = 1024
     sketch_size: int = 4096
+    recent_batch_bytes: int = 64 * 2**20
     log_every: int = 1
     thresholds: Thresholds = field(default_factory=Thresholds)
 
@@ -173,6 +180,7 @@ _CONFIG_DOMAINS: dict[str, Domain] = {
     "history_window": ("int", 256, math.inf, True),
     "sketch_size": ("int", 16, math.inf, True),
     "probe_budget": _SHARE,
+    "recent_batch_bytes": ("int", 0, math.inf, True),
 }
 
 

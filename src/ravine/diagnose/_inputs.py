@@ -3,13 +3,15 @@
 Each check raises :class:`~ravine.errors.ConfigError` (or :class:`~ravine.errors.UnsupportedError`) naming
 what was received and what to pass instead. :class:`StepCounter` tells the monitor, from the optimizer's own
 hooks, whether a step was taken, refused (the optimizer raised, e.g. ravine's ``NonFiniteError``) or not
-attempted since the last call, and notices parameters changed by something else.
+attempted since the last call, and notices parameters changed by something else. :class:`RecentBatches` keeps
+the newest batches given, within a byte limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import collections
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
 
 import torch
 from torch import nn
@@ -18,7 +20,9 @@ from ravine.diagnose._probing import split_batch
 from ravine.errors import ConfigError, UnsupportedError
 
 __all__ = [
+    "RecentBatches",
     "StepCounter",
+    "batch_nbytes",
     "check_closure",
     "check_loss",
     "check_model",
@@ -200,3 +204,67 @@ class StepCounter:
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
+
+
+def batch_nbytes(batch: Any) -> int:
+    """Bytes of the tensors in a batch (``numel × element_size``, through tuples, lists and dicts; a view
+    counts its own elements, not its base's: slicing a dataset tensor holds nothing new)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.numel() * batch.element_size()
+    if isinstance(batch, dict):
+        return sum(batch_nbytes(value) for value in batch.values())
+    if isinstance(batch, (tuple, list)):
+        return sum(batch_nbytes(value) for value in batch)
+    return 0
+
+
+class RecentBatches(Sequence[Any]):
+    """The newest batches given to ``monitor.step(batch=...)``, oldest first, for
+    :func:`~ravine.diagnose.try_remedies` and :func:`~ravine.diagnose.lr_range_test`.
+
+    At most ``count`` batches, and the older ones only while their tensors add up to at most ``max_bytes``
+    (the newest is always kept: the monitor holds it anyway, for its probes). References, not copies: what is
+    held is what the training loop would otherwise have freed.
+
+    Args:
+        count: Most batches kept.
+        max_bytes: Most tensor bytes kept beyond the newest batch.
+    """
+
+    def __init__(self, count: int, max_bytes: int) -> None:
+        self.most, self.max_bytes = count, max_bytes
+        self._items: collections.deque[tuple[Any, int]] = collections.deque()
+
+    def append(self, batch: Any) -> None:
+        """Keep ``batch`` as the newest; drop the oldest beyond the limits."""
+        self._items.append((batch, batch_nbytes(batch)))
+        while len(self._items) > self.most or (len(self._items) > 1 and self._older_bytes() > self.max_bytes):
+            self._items.popleft()
+
+    def _older_bytes(self) -> int:
+        return sum(size for _, size in list(self._items)[:-1])
+
+    @property
+    def nbytes(self) -> int:
+        """Tensor bytes of the batches kept."""
+        return sum(size for _, size in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [batch for batch, _ in list(self._items)[index]]
+        return self._items[index][0]
+
+    def __iter__(self) -> Iterator[Any]:
+        return (batch for batch, _ in list(self._items))
+
+    def __repr__(self) -> str:
+        return f"RecentBatches({len(self)} batches, {self.nbytes:,} bytes)"

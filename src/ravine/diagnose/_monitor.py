@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 import math
 import time
 import warnings
@@ -35,6 +34,7 @@ from ravine.diagnose._config import MonitorConfig, check_config
 from ravine.diagnose._decide import decide
 from ravine.diagnose._history import History
 from ravine.diagnose._inputs import (
+    RecentBatches,
     StepCounter,
     check_loss,
     check_model,
@@ -65,6 +65,12 @@ __all__ = ["Monitor"]
 
 Placement = Literal["auto", "before", "after"]
 LossFn = Callable[[Any, Any], torch.Tensor]
+
+RECENT_BATCHES = 8
+"""Most batches kept in ``monitor.recent_batches``."""
+
+HEALTHY_WINDOWS = 32
+"""With ``probe_max_every=None``, the probes back off up to this many windows apart while the run is healthy."""
 
 
 class Monitor:
@@ -151,7 +157,9 @@ class Monitor:
         self.critical_points: Capped[CriticalPointRecord] = Capped(head=4, tail=cfg.max_records)
         self.sharpness: list[SharpnessRecord] = []
         self.regimes = RegimeTracker(window=th.window)
-        self.recent_batches: collections.deque[Any] = collections.deque(maxlen=8)
+        self.recent_batches = RecentBatches(RECENT_BATCHES, cfg.recent_batch_bytes)
+        """The newest batches given to :meth:`step` (at most 8, within ``MonitorConfig.recent_batch_bytes``;
+        for :func:`~ravine.diagnose.try_remedies` and :func:`~ravine.diagnose.lr_range_test`)."""
         self._probe_key: object = None
         self.errors: Capped[str] = Capped(head=50, tail=50)
         self.notes: Capped[str] = Capped(head=50, tail=200)
@@ -170,10 +178,13 @@ class Monitor:
         )
         self._generators = ProbeGenerators(seed + 1)
         self.cadence = ProbeCadence(
-            cfg.probe_every, max_every=cfg.probe_max_every or th.window, budget=cfg.probe_budget
+            cfg.probe_every,
+            max_every=cfg.probe_max_every or th.window,
+            budget=cfg.probe_budget,
+            healthy_max_every=cfg.probe_max_every or HEALTHY_WINDOWS * th.window,
         )
         """When the probes run (adaptive: see :mod:`ravine.diagnose._cadence`)."""
-        self._probe_kind: VerdictKind | None = None
+        self._probe_kind = VerdictKind.HEALTHY  # the regime at the last probe (presumed healthy at first)
         self._warned: set[str] = set()
         self._first_call = True
         self._closed = False
@@ -395,14 +406,29 @@ class Monitor:
         self.critical_points.append(record)
         return True
 
-    def _probe(self, step: int, batch: Any, closure: Callable[[], torch.Tensor] | None) -> None:
-        if closure is None and self.loss_fn is None:
-            return
+    def _probe(
+        self, step: int, batch: Any, closure: Callable[[], torch.Tensor] | None, *, asked: bool = False
+    ) -> bool:
+        """Probe at ``step`` (``asked``: the rules want the evidence now); False without probe inputs."""
+        if closure is None and (self.loss_fn is None or batch is None):
+            return False
         start = time.perf_counter()
         try:
             with isolated(self.model, self._generators):
                 self.probes.append(build_probe(self, step, batch, closure))
         finally:
-            kind = self._verdict.kind if self._verdict is not None else None
-            self.cadence.done(step, seconds=time.perf_counter() - start, steady=kind is self._probe_kind)
+            kind = self._verdict.kind if self._verdict is not None else VerdictKind.HEALTHY
+            self.cadence.done(
+                step,
+                seconds=time.perf_counter() - start,
+                steady=kind is self._probe_kind and not asked,
+                healthy=kind is VerdictKind.HEALTHY,
+            )
             self._probe_kind = kind
+        return True
+
+    def _probe_asked(self, step: int) -> bool:
+        """A probe the rules asked for at a judgement (none in the window): on this step's batch or closure."""
+        if not self.config.probe_every:
+            return False
+        return self._probe(step, self._last_batch, self._last_closure, asked=True)

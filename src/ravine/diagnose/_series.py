@@ -108,20 +108,26 @@ class Column(Sequence[float]):
         self._hi.append(hi)
 
     def _merge(self) -> None:
-        """Blocks are oldest (largest) first; merge the two oldest of a size while it has too many."""
-        size = self.block_size
+        """Blocks are oldest (largest) first; merge the two oldest of a size while it has too many.
+
+        Sizes never increase from the oldest block to the newest (a merge makes the oldest block of a size the
+        newest of the next), so the blocks of each size are found by walking back from the newest."""
+        size, counts = self.block_size, self._counts
+        end = len(counts)
         while True:
-            same = [i for i, c in enumerate(self._counts) if c == size]
-            if len(same) <= self.per_level:
+            first = end
+            while first > 0 and counts[first - 1] == size:
+                first -= 1
+            if end - first <= self.per_level:
                 return
-            a, b = same[0], same[1]
-            self._counts[a] += self._counts[b]
+            a, b = first, first + 1
+            counts[a] += counts[b]
             self._lo[a] = min(self._lo[a], self._lo[b]) if not math.isnan(self._lo[a]) else self._lo[b]
             self._hi[a] = max(self._hi[a], self._hi[b]) if not math.isnan(self._hi[a]) else self._hi[b]
             self._mid[a] = self._merged_median(a, b)
-            for store in (self._starts, self._counts, self._lo, self._mid, self._hi):
+            for store in (self._starts, counts, self._lo, self._mid, self._hi):
                 del store[b]
-            size *= 2
+            end, size = a + 1, size * 2
 
     def _merged_median(self, a: int, b: int) -> float:
         x, y = self._mid[a], self._mid[b]

@@ -82,6 +82,23 @@ class Sketch:
             self._patterns[key] = signs.to(device=device, dtype=dtype)
         return self._patterns[key]
 
+    def _signed(self, flat: torch.Tensor, offset: int) -> torch.Tensor:
+        """``flat`` (elements ``offset``, ``offset + 1``, ...) times their signs, in a few whole-tensor operations:
+        the head up to the next period boundary, then whole periods as rows of a matrix, then the tail."""
+        period, pattern = self.period, self._pattern(flat.device, flat.dtype)
+        out = torch.empty_like(flat)
+        phase = offset % period
+        head = min(period - phase, flat.numel()) if phase else 0
+        if head:
+            torch.mul(flat[:head], pattern[phase : phase + head], out=out[:head])
+        rows = (flat.numel() - head) // period
+        body = head + rows * period
+        if rows:
+            torch.mul(flat[head:body].view(rows, period), pattern, out=out[head:body].view(rows, period))
+        if body < flat.numel():
+            torch.mul(flat[body:], pattern[: flat.numel() - body], out=out[body:])
+        return out
+
     def nbytes(self) -> int:
         """Bytes of the stored sign patterns."""
         return sum(p.numel() * p.element_size() for p in self._patterns.values())
@@ -96,23 +113,18 @@ class Sketch:
                 out[offset : offset + t.numel()] = t.detach().reshape(-1)
                 offset += t.numel()
             return out
-        period = self.period
         for t in tensors:
             flat = t.detach().reshape(-1)
-            pattern = self._pattern(flat.device, flat.dtype)
-            start = 0
-            while start < flat.numel():
-                phase = (offset + start) % period
-                length = min(period - phase, flat.numel() - start)
-                piece = flat[start : start + length] * pattern[phase : phase + length]
-                _fold(out, piece, offset + start)
-                start += length
+            _fold(out, self._signed(flat, offset), offset)
             offset += flat.numel()
         return out
 
 
 def _fold(out: torch.Tensor, values: torch.Tensor, offset: int) -> None:
-    """Add ``values`` (positions ``offset``, ``offset + 1``, ...) into the buckets ``position mod len(out)``."""
+    """Add ``values`` (positions ``offset``, ``offset + 1``, ...) into the buckets ``position mod len(out)``.
+
+    The whole rows are summed in the values' own dtype (a float64 reduction of float32 values is ~10× slower
+    on CPU; float32 sums over n/k rows err by ~1e-6 relative, far below the sketch's own ±1/√k)."""
     k = len(out)
     first = min((k - offset % k) % k, len(values))
     if first:
@@ -120,7 +132,7 @@ def _fold(out: torch.Tensor, values: torch.Tensor, offset: int) -> None:
     rest = values[first:]
     full = (len(rest) // k) * k
     if full:
-        out += rest[:full].view(-1, k).sum(0, dtype=torch.float64)
+        out += rest[:full].view(-1, k).sum(0).double()
     if full < len(rest):
         out[: len(rest) - full] += rest[full:].double()
 

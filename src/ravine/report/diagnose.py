@@ -11,12 +11,14 @@ from ravine.report._figures import new_figure, scale_to_data
 from ravine.report.html import HtmlReport
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from rich.table import Table
 
-    from ravine.diagnose import LRRangeResult, Monitor, Verdict
+    from ravine.diagnose import History, LRRangeResult, Monitor, Verdict
 
 __all__ = [
+    "envelope",
     "lr_range_figure",
     "monitor_figure",
     "regimes_figure",
@@ -30,9 +32,43 @@ def _series(values: Sequence[float]) -> list[float]:
     return [v if math.isfinite(v) else math.nan for v in values]
 
 
+def envelope(
+    ax: Axes, history: History, column: str, *, positive: bool = False, color: str = "#2b6cb0"
+) -> bool:
+    """Draw a column of a long run's history: the exact line where its rows are kept one by one (the first
+    rows and the recent window), and for the older rows, which the history keeps as blocks, the band from
+    each block's min to its max with the block medians as the line. ``positive``: values ≤ 0 are left out (a
+    log axis). Returns whether any downsampled block was drawn."""
+
+    def clean(value: float) -> float:
+        return value if math.isfinite(value) and (value > 0 or not positive) else math.nan
+
+    blocks = history.blocks(column)
+    xs = [(first + last) / 2 for first, last, *_ in blocks]
+    ax.plot(xs, [clean(mid) for *_, mid, _ in blocks], lw=0.8, color=color)
+    band_x: list[float] = []
+    band_lo: list[float] = []
+    band_hi: list[float] = []
+    for first, last, lo, _, hi in blocks:
+        if last == first:
+            if band_x and not math.isnan(band_x[-1]):
+                band_x.append(math.nan)  # a gap: the band ends where the exact rows begin
+                band_lo.append(math.nan)
+                band_hi.append(math.nan)
+            continue
+        band_x += [first, last]
+        band_lo += [clean(lo)] * 2
+        band_hi += [clean(hi)] * 2
+    if not band_x:
+        return False
+    ax.fill_between(band_x, band_lo, band_hi, color=color, alpha=0.25, lw=0, label="min–max of older steps")
+    return True
+
+
 def monitor_figure(monitor: Monitor, *, title: str = "") -> Figure:
     """Loss, gradient norm, update/weight ratio and cosine of successive updates against step (log y where
-    useful), with the verdict's onset marked."""
+    useful), with the verdict's onset marked. On a long run, the loss and gradient-norm panels show the
+    older steps' min–max band around their medians (:func:`envelope`) and the recent ones exactly."""
     hist = monitor.history
     figure = new_figure(width=9.0, height=6.0)
     axes = figure.subplots(2, 2, sharex=True)
@@ -44,11 +80,15 @@ def monitor_figure(monitor: Monitor, *, title: str = "") -> Figure:
         (axes[1][1], "cos_prev", "cos(Δθ_t, Δθ_{t−1})", False),
     )
     verdict = monitor.last_verdict
+    banded = False
     for ax, column, label, log in panels:
-        values = _series(hist.columns[column])
-        if log:
-            values = [v if v > 0 else math.nan for v in values]
-        ax.plot(steps, values, lw=0.8)
+        if column in ("loss", "grad_norm"):
+            banded = envelope(ax, hist, column, positive=log) or banded
+        else:
+            values = _series(hist.columns[column])
+            if log:
+                values = [v if v > 0 else math.nan for v in values]
+            ax.plot(steps, values, lw=0.8)
         ax.set_ylabel(label)
         if log:
             scale_to_data(ax)
@@ -57,7 +97,7 @@ def monitor_figure(monitor: Monitor, *, title: str = "") -> Figure:
             ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         if verdict is not None and verdict.onset >= 0 and not verdict.healthy:
             ax.axvline(verdict.onset, color="#c05621", ls="--", lw=0.8, label=f"onset (step {verdict.onset})")
-    if verdict is not None and verdict.onset >= 0 and not verdict.healthy:
+    if banded or (verdict is not None and verdict.onset >= 0 and not verdict.healthy):
         axes[0][0].legend(fontsize=8, loc="best")
     axes[1][0].set_xlabel("step")
     axes[1][1].set_xlabel("step")
@@ -156,12 +196,14 @@ def lr_range_figure(result: LRRangeResult, *, title: str = "LR range test") -> F
 
 
 def regimes_figure(monitor: Monitor, *, title: str = "") -> Figure:
-    """The loss against step with the monitor's regimes shaded, each labelled with its kind and onset."""
+    """The loss against step (a long run's older steps as a min–max band, :func:`envelope`) with the monitor's
+    regimes shaded, each labelled with its kind and onset."""
     hist = monitor.history
     figure = new_figure(width=9.0, height=3.5)
     ax = figure.subplots()
-    ax.plot(hist.steps, _series(hist.columns["loss"]), lw=0.8, color="#2d3748")
-    if all(v > 0 for v in hist.columns["loss"] if math.isfinite(v)):
+    positive = all(v > 0 for v in hist.columns["loss"] if math.isfinite(v))
+    envelope(ax, hist, "loss", positive=positive, color="#2d3748")
+    if positive:
         ax.set_yscale("log")
     palette = ("#c6f6d5", "#fed7d7", "#feebc8", "#bee3f8", "#e9d8fd", "#fefcbf")
     regimes = monitor.timeline
