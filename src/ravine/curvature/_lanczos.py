@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -115,12 +116,12 @@ class EigenResult:
         return "inconclusive"
 
 
-def _project(v: Tensor, Q: Tensor, cholesky: Tensor | None) -> Tensor:
-    """v minus its orthogonal projection onto the rows of Q, whose Gram matrix is L·Lᵀ (``cholesky``; I if None)."""
-    coefficients = (Q @ v).cpu()
-    if cholesky is not None:
-        coefficients = torch.cholesky_solve(coefficients[:, None], cholesky)[:, 0]
-    return v - Q.T @ coefficients.to(v.device)
+def _project(v: Tensor, Q: Tensor, inverse: np.ndarray | None) -> Tensor:
+    """v minus its orthogonal projection onto the rows of Q, whose Gram matrix has the inverse ``inverse``."""
+    coefficients = (Q @ v).cpu().numpy()
+    if inverse is not None:
+        coefficients = inverse @ coefficients
+    return v - Q.T @ torch.from_numpy(coefficients).to(v.device)
 
 
 def _compress(B: Tensor, Y: Tensor, m: int, width: int = 2048) -> None:
@@ -130,28 +131,23 @@ def _compress(B: Tensor, Y: Tensor, m: int, width: int = 2048) -> None:
         block[: Y.shape[1]] = Y.T @ block[:m]
 
 
-def _ritz(S: Tensor, cholesky: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Eigenpairs of S y = θ G y (G = L·Lᵀ; I if None), ascending, Yᵀ G Y = I: Rayleigh–Ritz in a basis of Gram G."""
-    if cholesky is None:
-        theta, Y = torch.linalg.eigh(S)
-        return theta, Y
-    half = torch.linalg.solve_triangular(cholesky, S, upper=False)  # L⁻¹S
-    B = torch.linalg.solve_triangular(cholesky, half.T, upper=False)  # L⁻¹SL⁻ᵀ
-    theta, Z = torch.linalg.eigh((B + B.T) / 2)
-    return theta, torch.linalg.solve_triangular(cholesky.T, Z, upper=True)
+def _ritz(S: np.ndarray, factor: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of S y = θ G y, ascending, with Yᵀ G Y = I: Rayleigh–Ritz in a basis whose Gram matrix is G.
+
+    ``factor`` is L⁻¹ for G = L·Lᵀ (None: G = I).
+    """
+    B = S if factor is None else factor @ S @ factor.T
+    theta, Z = torch.linalg.eigh(torch.from_numpy((B + B.T) / 2 if factor is not None else B))
+    values, vectors = theta.numpy(), Z.numpy()
+    return values, (vectors if factor is None else factor.T @ vectors)
 
 
-def _wanted(theta: Tensor, which: str, k: int) -> Tensor:
-    m = theta.shape[0]
-    order = torch.arange(m)
+def _wanted(m: int, which: str, k: int) -> np.ndarray:
     if which == "largest":
-        return order[-k:].flip(0)
+        return np.arange(m - 1, m - k - 1, -1)
     if which == "smallest":
-        return order[:k]
-    low = order[: min(k, m)]
-    high = order[max(m - k, 0) :]
-    both: Tensor = torch.unique(torch.cat([low, high]))
-    return both
+        return np.arange(k)
+    return np.unique(np.concatenate([np.arange(min(k, m)), np.arange(max(m - k, 0), m)]))
 
 
 def lanczos(
@@ -219,8 +215,8 @@ def lanczos(
     # upper triangle (the columns Q·(H q)), and G = Q·Qᵀ, which is I to within `drift`.
     rows = torch.empty(basis + 1, 2, n, dtype=work, device=device)
     HQ, Q = rows[:, 0], rows[:, 1]
-    T = torch.zeros(basis, basis, dtype=work)
-    G = torch.zeros(basis, basis, dtype=work)
+    T = np.zeros((basis, basis))
+    G = np.zeros((basis, basis))
     torch.div(q, q.norm(), out=Q[0])
     m, hvps, restarts, exhausted, lost, noise, drift = 0, 0, 0, False, 0.0, 0.0, 0.0
     while True:
@@ -228,83 +224,75 @@ def lanczos(
         hvps += 1
         m += 1
         Qm, HQm = Q[:m], HQ[:m]
-        products = torch.mm(rows[m - 1], Qm.T).cpu()  # one pass over the basis: Q·(H q) and Q·q
-        column, overlaps = products[0], products[1]
-        T[:m, m - 1], T[m - 1, :m] = column, column
-        G[:m, m - 1], G[m - 1, :m] = overlaps, overlaps
-        overlaps[m - 1] -= 1.0
-        drift = max(drift, float(overlaps.abs().max()))
+        products = torch.mm(rows[m - 1], Qm.T).cpu().numpy()  # one pass over the basis: Q·(H q) and Q·q
+        column = products[0]
+        T[:m, m - 1] = T[m - 1, :m] = column
+        G[:m, m - 1] = G[m - 1, :m] = products[1]
+        products[1, m - 1] -= 1.0
+        drift = max(drift, float(np.abs(products[1]).max()))
         # a Gram matrix further than `_GRAM_EXACT` from I enters the projections and the Rayleigh–Ritz step
-        cholesky = torch.linalg.cholesky(G[:m, :m]) if drift > _GRAM_EXACT else None
+        factor = np.linalg.inv(np.linalg.cholesky(G[:m, :m])) if drift > _GRAM_EXACT else None
         # the part of H q outside the basis, projected out in one pass: the Gram matrix carries what a second
         # Gram–Schmidt pass would correct, so w is orthogonal to the basis to rounding ("twice is enough"
         # without the second pass over the basis)
-        coefficients = column if cholesky is None else torch.cholesky_solve(column[:, None], cholesky)[:, 0]
-        w = torch.addmv(HQ[m - 1], Qm.T, coefficients.to(device), alpha=-1, out=Q[m])
+        inverse = None if factor is None else factor.T @ factor
+        coefficients = column if inverse is None else inverse @ column
+        w = torch.addmv(HQ[m - 1], Qm.T, torch.from_numpy(coefficients).to(device), alpha=-1, out=Q[m])
         outside = length = float(w.norm())  # the residuals' only source outside the basis
         inside = max(float(column @ coefficients), 0.0)  # ‖H q‖² = ‖its projection‖² + ‖w‖²
         if m >= n:
             exhausted = True
-        elif outside <= 1e-10 * max(
-            math.sqrt(inside + outside**2), 1e-300
-        ):  # invariant subspace: continue elsewhere
+        elif outside <= 1e-10 * max(math.sqrt(inside + outside**2), 1e-300):  # invariant: continue elsewhere
             lost += outside  # this small part of H q stays outside the basis: bound it in the residuals
-            Q[m].copy_(_project(_project(random_vector(), Qm, cholesky), Qm, cholesky))
+            Q[m].copy_(_project(_project(random_vector(), Qm, inverse), Qm, inverse))
             length = float(Q[m].norm())
-        Tm = T[:m, :m]
-        theta, Y = _ritz(Tm, cholesky)
-        index = _wanted(theta, which, min(k, theta.shape[0]))
-        scale = float(theta.abs().max())
+        theta, Y = _ritz(T[:m, :m], factor)
+        index = _wanted(m, which, min(k, m))
+        scale = float(np.abs(theta).max())
         # H x − θ x = ‖w‖·y_m·(the next vector) + a part inside the basis that only the operator's asymmetry
         # makes nonzero: the first is the estimate (no pass over the basis), and both are in the exact
         # residuals, which certify
         Yw = Y[:, index]
         limit = max(tol * max(scale, 1e-300), noise)
-        estimate = (outside * Yw[-1]).abs() + lost
-        likely = index.shape[0] >= wanted_count and bool((estimate <= limit).all())
+        likely = len(index) >= wanted_count and bool((np.abs(outside * Yw[-1]) + lost <= limit).all())
         if likely or exhausted or hvps >= max_hvps or m >= basis:  # certify (at a restart: measure the noise)
-            Yd = Yw.to(device)
+            Yd = torch.from_numpy(Yw).to(device)
             X = Qm.T @ Yd
-            R = HQm.T @ Yd - X * theta[index].to(device)
+            R = HQm.T @ Yd - X * torch.from_numpy(theta[index]).to(device)
             residuals = R.norm(dim=0).cpu()
-            # the asymmetry (Qᵀ H Q − its transpose)·y: the part of the residual inside the basis
-            inner = (Qm @ R).cpu()
-            if cholesky is not None:
-                inner = torch.linalg.solve_triangular(cholesky, inner, upper=False)
-            skew = inner.norm(dim=0)
+            # the asymmetry (Qᵀ H Q − its symmetric completion)·y: the part of the residual inside the basis
+            inner = (Qm @ R).cpu().numpy()
+            skew = np.linalg.norm(inner if factor is None else factor @ inner, axis=0)
             noise = max(noise, 10 * float(skew.max()))
             limit = max(limit, noise)
             converged = residuals <= limit
-            done = index.shape[0] >= wanted_count and bool(converged.all())
+            done = len(index) >= wanted_count and bool(converged.all())
             if done or exhausted or hvps >= max_hvps:
                 break
         Q[m].div_(length)
         if m >= basis:  # thick restart: keep the wanted end(s) of the spectrum
             keep = max(wanted_count + (basis - wanted_count) // 2, wanted_count)
             if which == "largest":
-                kept = torch.arange(m - keep, m)
+                kept = np.arange(m - keep, m)
             elif which == "smallest":
-                kept = torch.arange(keep)
+                kept = np.arange(keep)
             else:
-                kept = torch.unique(
-                    torch.cat([torch.arange((keep + 1) // 2), torch.arange(m - keep // 2, m)])
-                )
+                kept = np.unique(np.concatenate([np.arange((keep + 1) // 2), np.arange(m - keep // 2, m)]))
             Yk = Y[:, kept]
-            Ykd = Yk.to(device)
             size = len(kept)
-            _compress(rows.view(basis + 1, 2 * n), Ykd, m)
+            _compress(rows.view(basis + 1, 2 * n), torch.from_numpy(Yk).to(device), m)
             Q[size].copy_(Q[m])
-            T[:size, :size] = Yk.T @ Tm @ Yk
+            T[:size, :size] = Yk.T @ T[:m, :m] @ Yk
             G[:size, :size] = Yk.T @ G[:m, :m] @ Yk
-            drift = float((G[:size, :size] - torch.eye(size, dtype=work)).abs().max())
+            drift = float(np.abs(G[:size, :size] - np.eye(size)).max())
             m = size
             restarts += 1
+    values = theta[index]
     if which == "both":
-        order = torch.argsort(theta[index])
-        index = index[order]
-        X, residuals, converged = X[:, order], residuals[order], converged[order]
+        order = np.argsort(values)
+        values, X, residuals, converged = values[order], X[:, order], residuals[order], converged[order]
     return EigenResult(
-        eigenvalues=theta[index].cpu(),
+        eigenvalues=torch.from_numpy(values.copy()),
         eigenvectors=X.to(dtype),
         residuals=residuals.cpu(),
         converged=converged.cpu(),
