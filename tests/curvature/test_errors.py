@@ -328,7 +328,7 @@ def test_a_loss_fn_type_error_names_the_loss_fn_not_autograd_functions() -> None
 
     refusal = r"loss_fn one_argument\(outputs: .*\).* cannot be called as loss_fn\(outputs, targets\) .* that signature"
     with pytest.raises(ConfigError, match=refusal) as refused:
-        HessianOperator(model, one_argument, data)
+        HessianOperator(model, one_argument, data)  # type: ignore[arg-type]
     assert "autograd.Function" not in str(refused.value)
 
     def bad_keyword(outputs: Tensor, targets: Tensor) -> Tensor:
