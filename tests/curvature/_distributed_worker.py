@@ -1,7 +1,8 @@
 """One rank of the data-parallel test: ``python -m curvature._distributed_worker RANK WORLD INIT_FILE OUT``.
 
 Rank 0 holds two unequal batches of the data, rank 1 the rest; a second operator gives rank 1 nothing.
-Everything each rank computes is saved to OUT for the test to compare with a single process.
+Everything each rank computes is saved to OUT for the test to compare with a single process; then the same
+ranks run the FSDP2 part (``_fsdp_worker``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.distributed as dist
 
 from ravine.curvature import HessianOperator, lanczos, spectral_density
 
+from ._fsdp_worker import fsdp_results
 from ._helpers import F64, build, split
 
 CUTS = [9, 14, 13]  # rank 0: 9 + 14 samples, rank 1: 13 (of mlp-ce's 36)
@@ -52,6 +54,7 @@ def main(rank: int, world: int, init_file: str, out: str) -> None:
             "lone_samples": lone.num_samples,
             "dict_products": (dict_cached @ V, dict_uncached @ V),
             "dict_samples": dict_cached.num_samples,
+            "fsdp": fsdp_results(rank, world, CUTS),  # the same ranks, an FSDP2-sharded model
         }
         torch.save(results, out)
         # both ranks leave together: a rank tearing gloo down while its peer still talks to it can abort

@@ -231,6 +231,7 @@ class Reference:
                 mask[padding[id(p)]] = False
             keep.append(mask.reshape(-1))
         self.keep = torch.cat(keep).to(F64)
+        self._gradient_graph: Tensor | None = None  # the flat gradient with its graph, reused by hvp()
 
     def _mean_loss(self) -> Tensor:
         total = sum(
@@ -246,10 +247,13 @@ class Reference:
         return torch.cat([t.reshape(-1) for t in g])
 
     def hvp(self, v: Tensor) -> Tensor:
+        """H v: the gradient's graph (built once, by ``create_graph``) differentiated again along v."""
         with plain_kernels():
-            g = torch.autograd.grad(self._mean_loss(), self.params, create_graph=True)
-            flat = torch.cat([t.reshape(-1) for t in g])
-            hv = torch.autograd.grad(flat @ (v.to(F64) * self.keep), self.params)
+            if self._gradient_graph is None:
+                g = torch.autograd.grad(self._mean_loss(), self.params, create_graph=True)
+                self._gradient_graph = torch.cat([t.reshape(-1) for t in g])
+            flat = self._gradient_graph
+            hv = torch.autograd.grad(flat @ (v.to(F64) * self.keep), self.params, retain_graph=True)
         return torch.cat([t.reshape(-1) for t in hv]) * self.keep
 
     @contextlib.contextmanager
@@ -257,6 +261,7 @@ class Reference:
         if theta is None:
             yield
             return
+        self._gradient_graph = None  # its saved tensors are the parameters, about to change in place
         saved = [p.detach().clone() for p in self.params]
         with torch.no_grad():
             torch.nn.utils.vector_to_parameters(theta, self.params)

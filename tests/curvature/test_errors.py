@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -293,3 +294,63 @@ def test_train_mode_dropout_gives_one_fixed_matrix_and_leaves_the_rng_alone() ->
     assert float((A - whole.dense()).abs().max()) < 1e-12
     assert float((chunked.gradient() - whole.gradient()).abs().max()) < 1e-12
     assert float((A - evaluated.dense()).abs().max()) > 1e-3
+
+
+class _CubeOldStyle(torch.autograd.Function):
+    """A custom Function in the old style (ctx in forward, no setup_context): torch.func refuses it."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor) -> Tensor:
+        ctx.save_for_backward(a)
+        return a**3
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> Tensor:
+        a: Tensor = ctx.saved_tensors[0]
+        return 3 * a**2 * grad_output
+
+
+class _OldStyleCube(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = _CubeOldStyle.apply(self.linear(x))  # type: ignore[no-untyped-call]
+        return out
+
+
+def test_a_loss_fn_type_error_names_the_loss_fn_not_autograd_functions() -> None:
+    model, data = _linear()
+
+    def one_argument(outputs: Tensor) -> Tensor:
+        return outputs.mean()
+
+    refusal = r"loss_fn one_argument\(outputs: .*\).* cannot be called as loss_fn\(outputs, targets\) .* that signature"
+    with pytest.raises(ConfigError, match=refusal) as refused:
+        HessianOperator(model, one_argument, data)  # type: ignore[arg-type]
+    assert "autograd.Function" not in str(refused.value)
+
+    def bad_keyword(outputs: Tensor, targets: Tensor) -> Tensor:
+        return mse(outputs, targets, bogus=1)  # type: ignore[call-arg]
+
+    H = HessianOperator(model, bad_keyword, data)
+    for call in (H.loss, lambda: H.matvec(torch.ones(H.shape[0], dtype=F64))):
+        with pytest.raises(CurvatureError) as raised:
+            call()
+        message = str(raised.value)
+        assert "loss_fn " in message and "bad_keyword raised TypeError" in message and "'bogus'" in message
+        assert "outputs was a torch.float64 tensor of shape (12, 1)" in message
+        assert "loss_fn(outputs, targets)" in message and "autograd.Function" not in message
+        assert isinstance(raised.value.__cause__, TypeError)
+    # a loss module, a functional loss and a partial with keywords are accepted as they are
+    for loss_fn in (nn.MSELoss(), mse, functools.partial(mse, reduction="mean")):
+        assert float(HessianOperator(model, loss_fn, data).loss()) > 0
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_an_old_style_autograd_function_is_named_as_the_cause(cache: bool) -> None:
+    _, (x, y) = _linear()
+    H = HessianOperator(_OldStyleCube().to(F64), mse, (x, y), cache=cache)
+    with pytest.raises(CurvatureError, match=r"custom torch.autograd.Function .* setup_context staticmethod"):
+        H.matvec(torch.ones(H.shape[0], dtype=F64))

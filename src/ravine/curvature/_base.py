@@ -20,7 +20,14 @@ from ravine._rng import PrivateGenerators, private_randomness
 from ravine.curvature._data import DataLike, Prepared, Weighting, check_data, iter_batches, prepare
 from ravine.curvature._forward_ad import load_forward_ad
 from ravine.curvature._kernels import explain, twice_differentiable
-from ravine.curvature._losses import check_reduction, model_loss, shifts_labels, warn_lower_precision
+from ravine.curvature._losses import (
+    call_loss_fn,
+    check_loss_signature,
+    check_reduction,
+    model_loss,
+    shifts_labels,
+    warn_lower_precision,
+)
 from ravine.curvature._model import (
     check_embeddings,
     evaluation_mode,
@@ -79,6 +86,8 @@ class CurvatureOperator:
                 f"curvature: loss_fn must be callable (or None for the model's own outputs.loss), got "
                 f"{type(loss_fn).__name__}"
             )
+        if loss_fn is not None:
+            check_loss_signature(loss_fn)
         check_reduction(loss_fn, reduction, weighting)
         if max_dense_bytes <= 0:
             raise ConfigError(f"curvature: max_dense_bytes must be positive, got {max_dense_bytes=}")
@@ -182,7 +191,7 @@ class CurvatureOperator:
         return self._loss_of_outputs(outputs, batch.targets)
 
     def _loss_of_outputs(self, outputs: Any, targets: Any) -> Tensor:
-        loss = model_loss(outputs) if self.loss_fn is None else self.loss_fn(outputs, targets)
+        loss = model_loss(outputs) if self.loss_fn is None else call_loss_fn(self.loss_fn, outputs, targets)
         if not isinstance(loss, Tensor):
             raise CurvatureError(f"curvature: loss_fn must return a tensor, got {type(loss).__name__}")
         if loss.dim() != 0:

@@ -148,11 +148,16 @@ def explain(what: str, index: int, error: BaseException) -> str:
             "an in-place update inside the model (of a buffer or an activation) breaks the function transform; "
             "make the update out of place or keep the buffer out of the forward pass"
         )
+    elif "autograd.Function" in text or "setup_context" in text:
+        cause = (
+            "a custom torch.autograd.Function in the model or loss is not usable with torch.func, which every "
+            "ravine pass uses (finite differences too): give it a setup_context staticmethod, with forward "
+            "taking no ctx (torch's 'Extending torch.func with autograd.Function'); a jvp is not needed"
+        )
     else:
         cause = (
             "if the model and loss run on this batch outside ravine, an operation is not twice differentiable "
-            "with torch.func: custom autograd.Functions need setup_context (and jvp for forward mode), "
-            'data-dependent Python control flow on tensors fails under vmap; hvp="finite-difference" needs '
-            "only first derivatives"
+            "with torch.func (e.g. data-dependent Python control flow on tensors fails under vmap); "
+            'hvp="finite-difference" needs only first derivatives'
         )
     return f"{head}. Cause: {cause}"

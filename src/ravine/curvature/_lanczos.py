@@ -1,20 +1,25 @@
 """Lanczos with full reorthogonalisation and thick restarts, certified by the residual of every Ritz pair.
 
-The Krylov basis Q and its image HQ are both kept (preallocated), so the projected matrix T = Qᵀ(HQ) (updated
-by one row and column per step) and the residuals ‖H x − θ x‖ = ‖(HQ)y − θ Q y‖ of the Ritz pairs are exact
-(no extra products, no ghost eigenvalues from lost orthogonality). Every step estimates the residuals from T
-alone: H q_i lies in the basis for all but the newest vector, so (HQ − QT)y is ‖w‖·y_m along the newest
-residual w plus the skew part of T; when the estimate says the wanted pairs have converged, the residuals are
-computed from the basis and those certify. When the basis is full it is compressed to the wanted Ritz vectors
-(a thick restart) and the Krylov space is extended from the next Lanczos vector.
+The Krylov basis Q and its image HQ are both kept (preallocated, interleaved row by row), so the residuals
+‖H x − θ x‖ = ‖(HQ)y − θ Q y‖ of the Ritz pairs are exact (no extra products, no ghost eigenvalues from lost
+orthogonality). A step costs two passes over the basis besides its product: one matrix product gives both the
+new column of T = Q·(HQ)ᵀ and the new row of the Gram matrix G = Q·Qᵀ, and one projection removes the basis
+from H q. Because G is known exactly, that single projection (with G⁻¹ once G drifts from I) does what the
+second pass of classical Gram–Schmidt ("twice is enough") would. Every step estimates the residuals from T
+alone (‖w‖·|y_m| along the newest residual w); when the estimate says the wanted pairs have converged, and at
+each restart, the residuals are computed from the basis: those certify, and their part inside the basis, which
+only the operator's asymmetry makes nonzero, measures its noise floor. When the basis is full it is compressed
+in place to the wanted Ritz vectors (a thick restart) and the Krylov space is extended from the next vector.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,6 +28,8 @@ from ravine.errors import ConfigError
 __all__ = ["EigenResult", "LinearOperatorLike", "as_matmat", "lanczos"]
 
 Which = Literal["largest", "smallest", "both"]
+_GRAM_EXACT = 1e-12
+"""The largest |Q·Qᵀ − I| for which the basis is treated as orthonormal (its Ritz values then err by ≲ 1e-12·‖H‖)."""
 
 
 class LinearOperatorLike(Protocol):
@@ -70,9 +77,10 @@ class EigenResult:
         tol: The relative tolerance asked for.
         which: Which end(s) of the spectrum.
         restarts: Number of thick restarts.
-        noise_floor: The operator's own error level, 10 × the largest asymmetry |(QᵀHQ − (QᵀHQ)ᵀ)y| seen
-            along a wanted Ritz vector (an exactly symmetric operator has none; one computed partly in
-            float32 has about 1e-7·‖H‖). A pair counts as converged when its residual is within
+        noise_floor: The operator's own error level, 10 × the largest part of a wanted pair's residual that
+            lies inside the Krylov basis, Q·(Hx − θx) = (QᵀHQ − its symmetric completion)·y, measured at each
+            certification and restart (an exactly symmetric operator has none; one computed partly in float32
+            has about 1e-7·‖H‖). A pair counts as converged when its residual is within
             max(tol·scale, noise_floor): a residual below the operator's noise cannot be certified.
     """
 
@@ -108,25 +116,38 @@ class EigenResult:
         return "inconclusive"
 
 
-def _orthogonalize(w: Tensor, Q: Tensor) -> Tensor:
-    if Q.shape[1] == 0:
-        return w
-    for _ in range(2):  # "twice is enough"
-        w = w - Q @ (Q.T @ w)
-    return w
+def _project(v: Tensor, Q: Tensor, inverse: np.ndarray | None) -> Tensor:
+    """v minus its orthogonal projection onto the rows of Q, whose Gram matrix has the inverse ``inverse``."""
+    coefficients = (Q @ v).cpu().numpy()
+    if inverse is not None:
+        coefficients = inverse @ coefficients
+    return v - Q.T @ torch.from_numpy(coefficients).to(v.device)
 
 
-def _wanted(theta: Tensor, which: str, k: int) -> Tensor:
-    m = theta.shape[0]
-    order = torch.arange(m)
+def _compress(B: Tensor, Y: Tensor, m: int, width: int = 2048) -> None:
+    """B[:k] ← Yᵀ·B[:m] in place (k = Y's columns), a block of columns at a time: no basis-sized temporary."""
+    for start in range(0, B.shape[1], width):
+        block = B[:, start : start + width]
+        block[: Y.shape[1]] = Y.T @ block[:m]
+
+
+def _ritz(S: np.ndarray, factor: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of S y = θ G y, ascending, with Yᵀ G Y = I: Rayleigh–Ritz in a basis whose Gram matrix is G.
+
+    ``factor`` is L⁻¹ for G = L·Lᵀ (None: G = I).
+    """
+    B = S if factor is None else factor @ S @ factor.T
+    theta, Z = torch.linalg.eigh(torch.from_numpy((B + B.T) / 2 if factor is not None else B))
+    values, vectors = theta.numpy(), Z.numpy()
+    return values, (vectors if factor is None else factor.T @ vectors)
+
+
+def _wanted(m: int, which: str, k: int) -> np.ndarray:
     if which == "largest":
-        return order[-k:].flip(0)
+        return np.arange(m - 1, m - k - 1, -1)
     if which == "smallest":
-        return order[:k]
-    low = order[: min(k, m)]
-    high = order[max(m - k, 0) :]
-    both: Tensor = torch.unique(torch.cat([low, high]))
-    return both
+        return np.arange(k)
+    return np.unique(np.concatenate([np.arange(min(k, m)), np.arange(max(m - k, 0), m)]))
 
 
 def lanczos(
@@ -188,70 +209,90 @@ def lanczos(
     q = v0.detach().to(device=device, dtype=work).reshape(-1) if v0 is not None else random_vector()
     if q.shape[0] != n:
         raise ConfigError(f"lanczos: v0 must have length {n}, got {q.shape[0]}")
-    q = q / q.norm()
-    # preallocated basis Q and its image HQ, one vector per row (each product touches only the m rows in
-    # use), and T = Qᵀ(HQ) (kept unsymmetrised: its skew part enters the residuals)
-    Q = torch.zeros(basis, n, dtype=work, device=device)
-    HQ = torch.zeros(basis, n, dtype=work, device=device)
-    T = torch.zeros(basis, basis, dtype=work, device=device)
-    m, hvps, restarts, exhausted, lost, noise = 0, 0, 0, False, 0.0, 0.0
+    # Preallocated on the operator's device: `rows[i]` = (H q_i, q_i), i.e. the image HQ and the basis Q (one
+    # vector per row, and a spare row for the next vector), so that one product of rows[m] with Qᵀ gives both
+    # T's new column and the Gram matrix's new row. On the host, in float64: T = Q·(HQ)ᵀ completed from its
+    # upper triangle (the columns Q·(H q)), and G = Q·Qᵀ, which is I to within `drift`.
+    rows = torch.empty(basis + 1, 2, n, dtype=work, device=device)
+    HQ, Q = rows[:, 0], rows[:, 1]
+    T = np.zeros((basis, basis))
+    G = np.zeros((basis, basis))
+    torch.div(q, q.norm(), out=Q[0])
+    m, hvps, restarts, exhausted, lost, noise, drift = 0, 0, 0, False, 0.0, 0.0, 0.0
     while True:
-        hq = matmat(q[:, None].to(dtype)).to(work)[:, 0]
+        HQ[m].copy_(matmat(Q[m][:, None].to(dtype))[:, 0])
         hvps += 1
-        Q[m], HQ[m] = q, hq
         m += 1
         Qm, HQm = Q[:m], HQ[:m]
-        column = Qm @ hq
-        T[:m, m - 1], T[m - 1, :m] = column, HQm @ q
-        w = hq - Qm.T @ column
-        w = w - Qm.T @ (Qm @ w)  # full reorthogonalisation, twice ("twice is enough")
-        outside = float(w.norm())  # the part of H q outside the basis: the residuals' only source
+        products = torch.mm(rows[m - 1], Qm.T).cpu().numpy()  # one pass over the basis: Q·(H q) and Q·q
+        column = products[0]
+        T[:m, m - 1] = T[m - 1, :m] = column
+        G[:m, m - 1] = G[m - 1, :m] = products[1]
+        products[1, m - 1] -= 1.0
+        drift = max(drift, float(np.abs(products[1]).max()))
+        # a Gram matrix further than `_GRAM_EXACT` from I enters the projections and the Rayleigh–Ritz step
+        factor = np.linalg.inv(np.linalg.cholesky(G[:m, :m])) if drift > _GRAM_EXACT else None
+        # the part of H q outside the basis, projected out in one pass: the Gram matrix carries what a second
+        # Gram–Schmidt pass would correct, so w is orthogonal to the basis to rounding ("twice is enough"
+        # without the second pass over the basis)
+        inverse = None if factor is None else factor.T @ factor
+        coefficients = column if inverse is None else inverse @ column
+        w = torch.addmv(HQ[m - 1], Qm.T, torch.from_numpy(coefficients).to(device), alpha=-1, out=Q[m])
+        outside = length = float(w.norm())  # the residuals' only source outside the basis
+        inside = max(float(column @ coefficients), 0.0)  # ‖H q‖² = ‖its projection‖² + ‖w‖²
         if m >= n:
             exhausted = True
-        elif outside <= 1e-10 * max(float(hq.norm()), 1e-300):  # invariant subspace: continue elsewhere
+        elif outside <= 1e-10 * max(math.sqrt(inside + outside**2), 1e-300):  # invariant: continue elsewhere
             lost += outside  # this small part of H q stays outside the basis: bound it in the residuals
-            w = _orthogonalize(random_vector(), Qm.T)
-        Tm = T[:m, :m]
-        symmetric = (Tm + Tm.T) / 2
-        theta, Y = torch.linalg.eigh(symmetric)
-        index = _wanted(theta, which, min(k, theta.shape[0]))
-        scale = float(theta.abs().max())
-        # ‖(HQ − Q·T)y‖² = (‖w‖·y_m)² + ‖(T − Tsym)y‖²: the residuals without touching the basis
+            Q[m].copy_(_project(_project(random_vector(), Qm, inverse), Qm, inverse))
+            length = float(Q[m].norm())
+        theta, Y = _ritz(T[:m, :m], factor)
+        index = _wanted(m, which, min(k, m))
+        scale = float(np.abs(theta).max())
+        # H x − θ x = ‖w‖·y_m·(the next vector) + a part inside the basis that only the operator's asymmetry
+        # makes nonzero: the first is the estimate (no pass over the basis), and both are in the exact
+        # residuals, which certify
         Yw = Y[:, index]
-        skew = ((Tm - symmetric) @ Yw).pow(2).sum(0)
-        noise = max(noise, 10 * float(skew.max().sqrt()))
         limit = max(tol * max(scale, 1e-300), noise)
-        estimate = ((outside * Yw[-1]) ** 2 + skew).sqrt() + lost
-        likely = index.shape[0] >= wanted_count and bool((estimate <= limit).all())
-        if likely or exhausted or hvps >= max_hvps:  # certify with the exact residuals
-            X = Qm.T @ Yw
-            residuals = (HQm.T @ Yw - X * theta[index]).norm(dim=0)
+        likely = len(index) >= wanted_count and bool((np.abs(outside * Yw[-1]) + lost <= limit).all())
+        if likely or exhausted or hvps >= max_hvps or m >= basis:  # certify (at a restart: measure the noise)
+            Yd = torch.from_numpy(Yw).to(device)
+            X = Qm.T @ Yd
+            R = HQm.T @ Yd - X * torch.from_numpy(theta[index]).to(device)
+            residuals = R.norm(dim=0).cpu()
+            # the asymmetry (Qᵀ H Q − its symmetric completion)·y: the part of the residual inside the basis
+            inner = (Qm @ R).cpu().numpy()
+            skew = np.linalg.norm(inner if factor is None else factor @ inner, axis=0)
+            noise = max(noise, 10 * float(skew.max()))
+            limit = max(limit, noise)
             converged = residuals <= limit
-            done = index.shape[0] >= wanted_count and bool(converged.all())
+            done = len(index) >= wanted_count and bool(converged.all())
             if done or exhausted or hvps >= max_hvps:
                 break
-        q = w / w.norm()
+        Q[m].div_(length)
         if m >= basis:  # thick restart: keep the wanted end(s) of the spectrum
             keep = max(wanted_count + (basis - wanted_count) // 2, wanted_count)
             if which == "largest":
-                kept = torch.arange(m - keep, m)
+                kept = np.arange(m - keep, m)
             elif which == "smallest":
-                kept = torch.arange(keep)
+                kept = np.arange(keep)
             else:
-                kept = torch.unique(
-                    torch.cat([torch.arange((keep + 1) // 2), torch.arange(m - keep // 2, m)])
-                )
+                kept = np.unique(np.concatenate([np.arange((keep + 1) // 2), np.arange(m - keep // 2, m)]))
             Yk = Y[:, kept]
-            Q[: len(kept)], HQ[: len(kept)] = Yk.T @ Qm, Yk.T @ HQm
-            T[: len(kept), : len(kept)] = Yk.T @ Tm @ Yk
-            m = len(kept)
+            size = len(kept)
+            _compress(rows.view(basis + 1, 2 * n), torch.from_numpy(Yk).to(device), m)
+            Q[size].copy_(Q[m])
+            T[:size, :size] = Yk.T @ T[:m, :m] @ Yk
+            G[:size, :size] = Yk.T @ G[:m, :m] @ Yk
+            drift = float(np.abs(G[:size, :size] - np.eye(size)).max())
+            m = size
             restarts += 1
+    values = theta[index]
     if which == "both":
-        order = torch.argsort(theta[index])
-        index = index[order]
-        X, residuals, converged = X[:, order], residuals[order], converged[order]
+        order = np.argsort(values)
+        values, X, residuals, converged = values[order], X[:, order], residuals[order], converged[order]
     return EigenResult(
-        eigenvalues=theta[index].cpu(),
+        eigenvalues=torch.from_numpy(values.copy()),
         eigenvectors=X.to(dtype),
         residuals=residuals.cpu(),
         converged=converged.cpu(),

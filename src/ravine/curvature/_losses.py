@@ -7,11 +7,14 @@ when ``transformers`` is already loaded (a model of it cannot exist otherwise).
 - :func:`shifts_labels` says whether the model's loss predicts token t+1 from token t (the counted targets
   are then ``labels[..., 1:] ≠ -100``).
 - :func:`declared_reduction` reads ``reduction`` off a loss module or a ``functools.partial``.
+- :func:`check_loss_signature` refuses a ``loss_fn`` that cannot be called as ``loss_fn(outputs, targets)``, and
+  :func:`call_loss_fn` names the ``loss_fn`` (and how ravine called it) when it raises a TypeError.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import warnings
 from collections.abc import Mapping
@@ -23,7 +26,59 @@ from torch import Tensor, nn
 from ravine.curvature._model import caller_stacklevel
 from ravine.errors import ConfigError, CurvatureError, RavineWarning
 
-__all__ = ["check_reduction", "declared_reduction", "model_loss", "shifts_labels", "warn_lower_precision"]
+__all__ = [
+    "call_loss_fn",
+    "check_loss_signature",
+    "check_reduction",
+    "declared_reduction",
+    "model_loss",
+    "shifts_labels",
+    "warn_lower_precision",
+]
+
+_CALLED_AS = "ravine calls loss_fn(outputs, targets) with the model's output and the batch's targets"
+
+
+def _name(loss_fn: Any) -> str:
+    inner = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
+    return str(getattr(inner, "__name__", None) or type(inner).__name__)
+
+
+def check_loss_signature(loss_fn: Any) -> None:
+    """Refuse, when the operator is built, a ``loss_fn`` that cannot take the two positional arguments."""
+    target = loss_fn.forward if isinstance(loss_fn, nn.Module) else loss_fn
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # a builtin without a signature: judged when it is called
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError as error:
+        raise ConfigError(
+            f"curvature: loss_fn {_name(loss_fn)}{signature} cannot be called as loss_fn(outputs, targets) "
+            f"({error}); {_CALLED_AS}: give it that signature, e.g. lambda outputs, targets: ..."
+        ) from None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, Mapping):
+        return f"a {type(value).__name__} with keys {sorted(map(str, value))}"
+    return f"a {type(value).__name__}"
+
+
+def call_loss_fn(loss_fn: Any, outputs: Any, targets: Any) -> Any:
+    """``loss_fn(outputs, targets)``; a TypeError it raises becomes a CurvatureError naming the loss_fn."""
+    try:
+        return loss_fn(outputs, targets)
+    except TypeError as error:
+        raise CurvatureError(
+            f"curvature: loss_fn {_name(loss_fn)} raised TypeError: {error}. {_CALLED_AS}; here outputs was "
+            f"{_describe(outputs)} and targets {_describe(targets)}. Fix the loss_fn for these arguments (e.g. "
+            "take outputs.logits for a model that returns an object, or index a tuple output), or pass no "
+            "loss_fn to use the model's own outputs.loss"
+        ) from error
 
 
 def model_loss(outputs: Any) -> Tensor:
