@@ -8,6 +8,7 @@ import torch
 from ravine import ConfigError, DataError, NonFiniteError
 from ravine.optim import AdagradMean, AdagradSum, Adam, InverseSqrtDecay, Momentum, RMSProp, chain
 from ravine.surfaces import CallableSurface, LabConfig, Ravine, get_surface, run_lab
+from ravine.surfaces._fused import MixedRule
 from ravine.surfaces._setup import group_configs
 
 F64 = torch.float64
@@ -54,6 +55,9 @@ def test_fused_rules_equal_one_update_per_group() -> None:
         assert torch.equal(getattr(fused, name), getattr(apart, name)), name
     assert bool(torch.isfinite(fused.theta).all())
     assert len({tuple(fused.theta[-1, i].tolist()) for i in range(len(configs))}) == len(configs)
+    alone = [LabConfig(f"ada {lr}", AdagradMean(), lr) for lr in (0.05, 0.2)]  # one group, also fused
+    one, apart = (run_lab("rosenbrock", alone, steps=200, fuse=fuse) for fuse in (True, False))
+    assert torch.equal(one.theta, apart.theta) and torch.equal(one.sigma, apart.sigma)
 
 
 def test_fused_run_costs_fewer_updates() -> None:
@@ -62,6 +66,8 @@ def test_fused_run_costs_fewer_updates() -> None:
     assert len(group_configs(transforms, fuse=False)) == 6
     fused = group_configs(transforms)
     assert len(fused) == 3 and fused[0].columns == [0, 1, 2, 3]
+    assert len(group_configs([chain()])) == 1 and group_configs([chain()])[0].identity  # GD alone stays
+    assert isinstance(group_configs([AdagradMean()])[0].transform, MixedRule)
 
 
 @pytest.mark.parametrize(
