@@ -12,7 +12,9 @@ State is created in a warm-up call; each timed call runs ``--steps`` steps; the 
 Contenders: ravine's preset as shipped (``nonfinite="raise"``: one NaN/Inf check over all gradients before
 anything is touched, which torch does not do), the same with ``nonfinite="off"`` (exactly torch's work),
 and torch.optim with ``foreach=True``, ``foreach=False`` (the for-loop, torch's default on CPU) and
-``fused=True`` where torch has a fused CPU kernel (Adam, Adagrad, SGD; not RMSprop). After timing, every
+``fused=True`` where torch has a fused CPU kernel (Adam, Adagrad, SGD; not RMSprop). Adafactor and Muon
+are set against torch 2.13's ``torch.optim.Adafactor`` (foreach and for-loop) and ``torch.optim.Muon`` (one
+path; both libraries update 2-D parameters only, so that row runs on the set's matrices). After timing, every
 contender has taken the same number of steps from the same start, and ravine's parameters are compared
 with torch's (printed as the largest relative difference).
 
@@ -62,7 +64,11 @@ CASES = {
     "Adadelta": (ro.adadelta, torch.optim.Adadelta, {}),
     "Rprop": (ro.rprop, torch.optim.Rprop, {"lr": 1e-4}),
     "Lion": (ro.lion, None, {"lr": 1e-5}),
+    "Adafactor": (ro.adafactor, torch.optim.Adafactor, {"lr": 1e-2}),
+    "Muon": (ro.muon, torch.optim.Muon, {"lr": 1e-3}),
 }
+MATRICES_ONLY = {"Muon"}  # Muon updates 2-D parameters only (torch's and ravine's refuse the others)
+NO_FOREACH = {"Muon"}  # torch.optim.Muon has one path (no foreach keyword)
 FUSED = {"Adam", "AdamW", "Adagrad", "SGD-momentum"}  # torch's fused CPU kernels
 BYTES_PER_PARAM = {  # float32: (tensors read + tensors written) × 4
     "Adam": 28,
@@ -75,6 +81,8 @@ BYTES_PER_PARAM = {  # float32: (tensors read + tensors written) × 4
     "Adadelta": 28,
     "Rprop": 28,
     "Lion": 20,
+    "Adafactor": 12,  # matrices: θ, g read, θ written; the factored row/column state is tiny
+    "Muon": 20,  # θ, g, m read; θ, m written — plus the Newton–Schulz matmuls, which are compute-bound
 }
 EAGER_TARGET, FUSED_TARGET = 1.0, 1.2
 
@@ -129,11 +137,13 @@ def transformer_shapes() -> list[tuple[int, ...]]:
     return [(VOCAB, d), *(block * BLOCKS)]
 
 
-def make_params(seed: int = 0) -> list[torch.nn.Parameter]:
+def make_params(seed: int = 0, *, matrices_only: bool = False) -> list[torch.nn.Parameter]:
     """The same parameters and gradients for every contender (each gets its own copy)."""
     generator = torch.Generator().manual_seed(seed)
     params = []
     for shape in shapes():
+        if matrices_only and len(shape) != 2:
+            continue
         p = torch.nn.Parameter(torch.randn(shape, generator=generator) * 0.02)
         p.grad = torch.randn(shape, generator=generator) * 0.01
         params.append(p)
@@ -148,7 +158,9 @@ def makers(name: str, compiled: bool) -> dict[str, Maker]:
     }
     if compiled:
         table["ravine compiled"] = lambda p: ours(p, **kwargs)
-    if theirs is not None:
+    if theirs is not None and name in NO_FOREACH:
+        table["torch for-loop"] = lambda p: theirs(p, **kwargs)
+    elif theirs is not None:
         table["torch foreach"] = lambda p: theirs(p, foreach=True, **kwargs)  # type: ignore[call-arg]
         table["torch for-loop"] = lambda p: theirs(p, foreach=False, **kwargs)  # type: ignore[call-arg]
     if name in FUSED and theirs is not None:
@@ -188,7 +200,7 @@ def measure(name: str, steps: int, repeats: int, compiled: bool) -> tuple[dict[s
     runs: dict[str, Callable[[], None]] = {}
     params: dict[str, list[torch.nn.Parameter]] = {}
     for label, make in makers(name, compiled).items():
-        params[label] = make_params()
+        params[label] = make_params(matrices_only=name in MATRICES_ONLY)
         opt = make(params[label])
         step = torch.compile(opt.step) if label == "ravine compiled" else opt.step
 
@@ -198,9 +210,10 @@ def measure(name: str, steps: int, repeats: int, compiled: bool) -> tuple[dict[s
 
         runs[label] = run
     medians = rotated_medians(runs, repeats)
-    if "torch foreach" not in params:
+    reference = next((k for k in ("torch foreach", "torch for-loop") if k in params), None)
+    if reference is None:
         return {label: seconds / steps for label, seconds in medians.items()}, float("nan")
-    ours, theirs = params["ravine"], params["torch foreach"]
+    ours, theirs = params["ravine"], params[reference]
     scale = max(float(p.detach().abs().max()) for p in theirs)
     diff = max(float((a - b).detach().abs().max()) for a, b in zip(ours, theirs, strict=True)) / scale
     return {label: seconds / steps for label, seconds in medians.items()}, diff
@@ -243,7 +256,8 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     for name in args.only:
         t, diff = measure(name, args.steps, args.repeats, args.compiled)
-        lines.append(_row(name, t, diff, BYTES_PER_PARAM[name] * numel / bandwidth))
+        count = sum(torch.Size(s).numel() for s in shapes() if name not in MATRICES_ONLY or len(s) == 2)
+        lines.append(_row(name, t, diff, BYTES_PER_PARAM[name] * count / bandwidth))
         print(lines[-1], flush=True)
     lines += [
         "",
@@ -252,7 +266,8 @@ def main() -> None:
         "work; 'compiled': torch.compile(opt.step) of the preset as shipped (inductor; the guard runs inside "
         "the graph). Best non-fused: the faster of torch's for-loop (its CPU default) and foreach. Bound: the "
         "bytes each step must move ÷ the measured add_ bandwidth; % of bound = bound ÷ time. max rel. Δθ: "
-        "largest |θ_ravine − θ_torch foreach| / max |θ| after the same steps (0: bit-identical).",
+        "largest |θ_ravine − θ_torch foreach| (for-loop where torch has no foreach) / max |θ| after the same "
+        "steps (0: bit-identical). Muon runs on the set's 2-D tensors only (both libraries refuse the others).",
         "",
     ]
     print(lines[-2])

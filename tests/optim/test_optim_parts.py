@@ -218,3 +218,30 @@ def test_weight_decay_groups_by_name_equal_torch() -> None:
 def test_unknown_weight_decay_mask_is_refused() -> None:
     with pytest.raises(ConfigError, match="weight_decay_groups"):
         ro.WeightDecay(0.1, mask="biases")
+
+
+def _steps(make: object, dtype: torch.dtype, steps: int) -> list[torch.Tensor]:
+    params = random_tensors(dtype)
+    opt = make(params)  # type: ignore[operator]
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=generator, dtype=dtype)
+        opt.step()
+    return [p.detach() for p in params]
+
+
+def test_momentum_rounds_as_torch_after_a_preconditioner_and_in_one_pass_on_the_gradient() -> None:
+    # After RMSProp's division the buffer is updated with torch's rounding (mul_, then add_): bit for bit.
+    ours = _steps(lambda p: ro.rmsprop(p, lr=1e-3, momentum=0.9), torch.float32, 50)
+    theirs = _steps(lambda p: torch.optim.RMSprop(p, lr=1e-3, momentum=0.9, foreach=False), torch.float32, 50)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    built = ro.chain(ro.RMSProp(), ro.Momentum(0.9))
+    assert isinstance(built, ro.Chain) and not built.transforms[1]._one_pass  # type: ignore[attr-defined]
+    # On the gradient itself b = g + μb is one fused multiply-add pass: within rounding of torch, not equal.
+    ours = _steps(lambda p: ro.sgd(p, lr=1e-2, momentum=0.9), torch.float32, 50)
+    theirs = _steps(lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9, foreach=False), torch.float32, 50)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert ro.chain(ro.WeightDecay(1e-2), ro.Momentum(0.9)).transforms[1]._one_pass  # type: ignore[attr-defined]

@@ -8,6 +8,8 @@ import torch
 from ravine import ConfigError, DataError, NonFiniteError
 from ravine.optim import AdagradMean, AdagradSum, Adam, InverseSqrtDecay, Momentum, RMSProp, chain
 from ravine.surfaces import CallableSurface, LabConfig, Ravine, get_surface, run_lab
+from ravine.surfaces._fused import MixedRule
+from ravine.surfaces._setup import group_configs
 
 F64 = torch.float64
 
@@ -31,6 +33,41 @@ def test_batched_run_equals_one_config_at_a_time() -> None:
         torch.testing.assert_close(together.theta[:, i], alone.theta[:, 0], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(together.loss[:, i], alone.loss[:, 0], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(together.effective_lr[:, i], alone.effective_lr[:, 0], rtol=1e-12, atol=0)
+
+
+def test_fused_rules_equal_one_update_per_group() -> None:
+    # GD, heavy ball, both Adagrads and RMSProp (two α) as one MixedRule: the same numbers, bit for bit, as
+    # one update per group, schedules, a per-config start and an unfused Adam group included.
+    configs = [
+        *(LabConfig(f"gd {i}", lr=lr) for i, lr in enumerate((1e-4, 2e-3))),
+        LabConfig("hb", Momentum(0.9), 1e-4, start=(-1.0, 2.0)),
+        LabConfig("hb 2", Momentum(0.5), 3e-4),
+        LabConfig("ada", AdagradMean(), InverseSqrtDecay(30.0, lr=0.2)),
+        LabConfig("ada sum", AdagradSum(initial_accumulator_value=0.1), 0.1),
+        LabConfig("rms", RMSProp(0.9), 1e-3),
+        LabConfig("rms 2", RMSProp(0.99, eps=1e-6), 3e-3),
+        LabConfig("adam", Adam(), 0.01),
+        LabConfig("nesterov", Momentum(0.9, nesterov=True), 1e-4),
+    ]
+    fused = run_lab("rosenbrock", configs, steps=400, chunk=97, sigma_every=7)
+    apart = run_lab("rosenbrock", configs, steps=400, chunk=97, sigma_every=7, fuse=False)
+    for name in ("loss", "grad_norm", "theta", "sigma", "effective_lr", "final_theta"):
+        assert torch.equal(getattr(fused, name), getattr(apart, name)), name
+    assert bool(torch.isfinite(fused.theta).all())
+    assert len({tuple(fused.theta[-1, i].tolist()) for i in range(len(configs))}) == len(configs)
+    alone = [LabConfig(f"ada {lr}", AdagradMean(), lr) for lr in (0.05, 0.2)]  # one group, also fused
+    one, apart = (run_lab("rosenbrock", alone, steps=200, fuse=fuse) for fuse in (True, False))
+    assert torch.equal(one.theta, apart.theta) and torch.equal(one.sigma, apart.sigma)
+
+
+def test_fused_run_costs_fewer_updates() -> None:
+    # What makes the fused run fast, counted rather than timed: its group layout.
+    transforms = [chain(), Momentum(0.9), AdagradMean(), RMSProp(0.9), Adam(), Momentum(0.9, nesterov=True)]
+    assert len(group_configs(transforms, fuse=False)) == 6
+    fused = group_configs(transforms)
+    assert len(fused) == 3 and fused[0].columns == [0, 1, 2, 3]
+    assert len(group_configs([chain()])) == 1 and group_configs([chain()])[0].identity  # GD alone stays
+    assert isinstance(group_configs([AdagradMean()])[0].transform, MixedRule)
 
 
 @pytest.mark.parametrize(

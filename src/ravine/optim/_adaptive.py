@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 
 from ravine._validate import check_nonnegative, check_positive, check_unit_interval
-from ravine.optim._scalars import Scalar, add_scaled_, addcdiv_scaled_, scalar_dtype
+from ravine.optim._scalars import Scalar, add_scaled_, addcdiv_scaled_, looped, scalar_dtype
 from ravine.optim._transforms import Transform, TransformState
 
 __all__ = ["Adadelta", "Adamax", "NAdam"]
@@ -124,7 +124,32 @@ class NAdam(Transform):
         step: Scalar,
         lr: Scalar,
     ) -> None:
+        if looped(params, step, lr):
+            self._apply_looped(updates, state, params, step=float(step), lr=float(lr))
+            return
         self._step(params, updates, state, step, lr)
+
+    def _apply_looped(
+        self,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        *,
+        step: float,
+        lr: float,
+    ) -> None:
+        """Eager CPU: one tensor at a time, torch's ops and rounding (the temporary stays in cache)."""
+        beta1, beta2, eps = self.beta1, self.beta2, self.eps
+        correction = 1.0 - beta2**step
+        torch._foreach_mul_(state["mu_product"], self._mu(step))
+        coefficients = self._coefficients(state, step, lr)
+        rows = zip(params, updates, state["exp_avg"], state["exp_avg_sq"], coefficients, strict=True)
+        for p, g, m, v, (on_grad, on_avg) in rows:
+            m.lerp_(g, 1.0 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+            denom = v.div(correction).sqrt_().add_(eps)
+            p.addcdiv_(g, denom, value=float(on_grad))
+            p.addcdiv_(m, denom, value=float(on_avg))
 
     def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         return self._denom(state, step)
@@ -176,8 +201,16 @@ class Adamax(Transform):
         step: Scalar,
         lr: Scalar,
     ) -> None:
+        value = -lr / (1.0 - self.beta1**step)
+        if looped(params, step, lr):
+            beta1, beta2, eps = self.beta1, self.beta2, self.eps
+            for p, g, m, u in zip(params, updates, state["exp_avg"], state["exp_inf"], strict=True):
+                m.lerp_(g, 1.0 - beta1)
+                torch.maximum(u.mul_(beta2), g.abs().add_(eps), out=u)
+                p.addcdiv_(m, u, value=float(value))
+            return
         self._accumulate(updates, state)
-        addcdiv_scaled_(params, state["exp_avg"], state["exp_inf"], -lr / (1.0 - self.beta1**step))
+        addcdiv_scaled_(params, state["exp_avg"], state["exp_inf"], value)
 
     def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         return list(torch._foreach_mul(state["exp_inf"], 1.0 - self.beta1**step))
@@ -229,4 +262,14 @@ class Adadelta(Transform):
         step: Scalar,
         lr: Scalar,
     ) -> None:
+        if looped(params, step, lr):
+            rho, eps = self.rho, self.eps
+            for p, g, square_avg, acc_delta in zip(
+                params, updates, state["square_avg"], state["acc_delta"], strict=True
+            ):
+                square_avg.mul_(rho).addcmul_(g, g, value=1.0 - rho)
+                delta = acc_delta.add(eps).sqrt_().div_(square_avg.add(eps).sqrt_()).mul_(g)
+                acc_delta.mul_(rho).addcmul_(delta, delta, value=1.0 - rho)
+                p.add_(delta, alpha=-float(lr))
+            return
         add_scaled_(params, self.update(updates, state, params, step=step), -lr)

@@ -67,7 +67,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         foreach: ``True``/``None`` (default): multi-tensor ``torch._foreach_*`` kernels;
             ``False``: the same rule one parameter at a time.
         chunk_bytes: on CPU, run the foreach rule over chunks of about this many parameter bytes so that
-            each chunk stays in cache across the rule's ops (default 1 MiB; ``None``: one chunk); a
+            each chunk stays in cache across the rule's ops (default 512 KiB; ``None``: one chunk); a
             parameter over twice this size is cut into flat slices. Results do not depend on it (all
             ops of the built-in rules are elementwise).
         name: shown in error messages.
@@ -99,7 +99,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         fused: bool | None = None,
         capturable: bool = False,
         differentiable: bool = False,
-        chunk_bytes: int | None = 1 << 20,
+        chunk_bytes: int | None = 1 << 19,
         name: str = "optimizer",
     ) -> None:
         self._name = name

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 
 from ravine._validate import check_nonnegative, check_positive, check_unit_interval
-from ravine.optim._scalars import Scalar, add_scaled_, addcdiv_scaled_, pick, sqrt
+from ravine.optim._scalars import Scalar, add_scaled_, addcdiv_scaled_, looped, pick, sqrt
 from ravine.optim._transforms import Transform, TransformState
 
 __all__ = ["AdagradMean", "AdagradSum", "Adam", "RAdam", "RMSProp"]
@@ -82,8 +82,18 @@ class AdagradSum(Transform):
         step: Scalar,
         lr: Scalar,
     ) -> None:
+        if looped(params, step, lr):
+            for p, g, total in zip(params, updates, state["sum"], strict=True):
+                total.addcmul_(g, g, value=1.0)
+                p.addcdiv_(g, self._std_one(total, step), value=-float(lr))
+            return
         self._accumulate(updates, state)
         addcdiv_scaled_(params, updates, self._std(state, step), -lr)
+
+    def _std_one(self, total: torch.Tensor, step: Scalar) -> torch.Tensor:
+        """One parameter's σ_t (eager)."""
+        del step
+        return total.sqrt().add_(self.eps)
 
     def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         return self._std(state, step)
@@ -119,6 +129,9 @@ class AdagradMean(AdagradSum):
         torch._foreach_mul_(std, 1.0 / sqrt(step))
         torch._foreach_add_(std, self.eps)
         return std
+
+    def _std_one(self, total: torch.Tensor, step: Scalar) -> torch.Tensor:
+        return total.sqrt().mul_(1.0 / sqrt(step)).add_(self.eps)
 
 
 class RMSProp(Transform):
@@ -180,7 +193,20 @@ class RMSProp(Transform):
         step: Scalar,
         lr: Scalar,
     ) -> None:
-        del step
+        if looped(params, step, lr):
+            alpha, eps = self.alpha, self.eps
+            averages = state["grad_avg"] if self.centered else [None] * len(params)
+            for p, g, square_avg, grad_avg in zip(
+                params, updates, state["square_avg"], averages, strict=True
+            ):
+                square_avg.mul_(alpha).addcmul_(g, g, value=1.0 - alpha)
+                if grad_avg is None:
+                    std = square_avg.sqrt()
+                else:
+                    grad_avg.lerp_(g, 1.0 - alpha)
+                    std = square_avg.addcmul(grad_avg, grad_avg, value=-1.0).clamp_min_(0.0).sqrt_()
+                p.addcdiv_(g, std.add_(eps), value=-float(lr))
+            return
         self._accumulate(updates, state)
         addcdiv_scaled_(params, updates, self._std(state), -lr)
 
@@ -250,9 +276,34 @@ class Adam(Transform):
         step: Scalar,
         lr: Scalar,
     ) -> None:
+        if looped(params, step, lr):
+            self._apply_looped(updates, state, params, step=float(step), lr=float(lr))
+            return
         self._accumulate(updates, state)
         root = self._root(state, step)
         addcdiv_scaled_(params, state["exp_avg"], root, -lr / (1.0 - self.beta1**step))
+
+    def _apply_looped(
+        self,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        *,
+        step: float,
+        lr: float,
+    ) -> None:
+        """Eager CPU: one tensor at a time, torch's ops and rounding (the temporary stays in cache)."""
+        beta1, beta2, eps = self.beta1, self.beta2, self.eps
+        root_correction = math.sqrt(1.0 - beta2**step)
+        value = -lr / (1.0 - beta1**step)
+        maxima = state["max_exp_avg_sq"] if self.amsgrad else [None] * len(params)
+        for p, g, m, v, v_max in zip(
+            params, updates, state["exp_avg"], state["exp_avg_sq"], maxima, strict=True
+        ):
+            m.lerp_(g, 1.0 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+            second = v if v_max is None else torch.maximum(v_max, v, out=v_max)
+            p.addcdiv_(m, second.sqrt().div_(root_correction).add_(eps), value=value)
 
     def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         root = self._root(state, step)

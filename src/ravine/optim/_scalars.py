@@ -16,7 +16,16 @@ from typing import TypeAlias
 
 import torch
 
-__all__ = ["Scalar", "add_scaled_", "addcdiv_scaled_", "is_traced", "pick", "scalar_dtype", "sqrt"]
+__all__ = [
+    "Scalar",
+    "add_scaled_",
+    "addcdiv_scaled_",
+    "is_traced",
+    "looped",
+    "pick",
+    "scalar_dtype",
+    "sqrt",
+]
 
 Scalar: TypeAlias = float | torch.Tensor
 """A Python float (eager) or a 0-d float64 tensor (under ``torch.compile``)."""
@@ -30,6 +39,22 @@ def scalar_dtype() -> torch.dtype:
 def is_traced(value: object) -> bool:
     """Whether ``value`` is a tensor (the compile path) rather than a Python number."""
     return isinstance(value, torch.Tensor)
+
+
+def looped(tensors: list[torch.Tensor], *scalars: Scalar) -> bool:
+    """Whether a rule runs one tensor at a time with in-place ops rather than with foreach kernels.
+
+    True in eager mode on CPU with Python-number coefficients. There torch's foreach kernels are a loop of
+    the same per-tensor kernels, each streaming its whole list through memory; one tensor at a time, every
+    op of the rule after the first finds that tensor (an optimizer chunk of at most ``chunk_bytes``) still
+    in cache, and temporaries stay cache-sized. Accelerators and ``torch.compile`` keep the foreach path.
+    """
+    return (
+        bool(tensors)
+        and tensors[0].device.type == "cpu"
+        and not any(isinstance(s, torch.Tensor) for s in scalars)
+        and not torch.compiler.is_compiling()
+    )
 
 
 def sqrt(value: Scalar) -> Scalar:

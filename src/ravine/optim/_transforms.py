@@ -25,13 +25,14 @@ d = adam_direction + λθ, θ − η(d) = (1 − ηλ)θ − η·adam_direction,
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Sequence
 
 import torch
 
 from ravine._validate import check_closed_unit_interval, check_nonnegative, check_unit_interval
 from ravine.errors import ConfigError
-from ravine.optim._scalars import Scalar, add_scaled_, pick
+from ravine.optim._scalars import Scalar, add_scaled_, looped, pick
 
 __all__ = [
     "Chain",
@@ -256,6 +257,11 @@ class Momentum(Transform):
             )
         self.nesterov = bool(nesterov)
 
+    _one_pass = True
+    """Eager CPU: b = g + μb in one fused multiply-add pass (torch rounds μb first: 1 ulp apart). A chain
+    turns it off for a Momentum that follows a preconditioner (RMSprop's), where the direction divides by
+    sqrt(v) and a 1-ulp change can grow over steps: there it keeps torch's rounding, bit for bit."""
+
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         return {"momentum_buffer": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
 
@@ -277,6 +283,28 @@ class Momentum(Transform):
         if self.nesterov:
             return list(torch._foreach_add(updates, buffers, alpha=self.momentum))
         return buffers
+
+    def apply(
+        self,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        *,
+        step: Scalar,
+        lr: Scalar,
+    ) -> None:
+        if not looped(params, step, lr):
+            super().apply(updates, state, params, step=step, lr=lr)
+            return
+        mu, keep, one_pass = self.momentum, 1.0 - self.dampening, self._one_pass
+        for p, g, buffer in zip(params, updates, state["momentum_buffer"], strict=True):
+            if step == 1:
+                buffer.copy_(g)
+            elif keep == 1.0 and one_pass:
+                torch.add(g, buffer, alpha=mu, out=buffer)  # b = g + μb in one pass (torch: mul_, add_)
+            else:
+                buffer.mul_(mu).add_(g, alpha=keep)
+            p.add_(torch.add(g, buffer, alpha=mu) if self.nesterov else buffer, alpha=-float(lr))
 
     def momentum_buffer(self, state: TransformState) -> list[torch.Tensor] | None:
         return state["momentum_buffer"]
@@ -328,7 +356,7 @@ class Chain(Transform):
     """
 
     def __init__(self, transforms: Sequence[Transform]) -> None:
-        self.transforms = tuple(transforms)
+        self.transforms = tuple(_torch_rounding(transforms))
         seen: dict[str, int] = {}
         for part in self.transforms:
             for key in part.state_keys():
@@ -430,6 +458,20 @@ class Chain(Transform):
 
     def __hash__(self) -> int:
         return hash(self.transforms)
+
+
+def _torch_rounding(transforms: Sequence[Transform]) -> list[Transform]:
+    """The parts, with a copy keeping torch's rounding for every Momentum after a non-weight-decay part."""
+    out: list[Transform] = []
+    for i, part in enumerate(transforms):
+        after_rule = any(not isinstance(q, WeightDecay) for q in transforms[:i])
+        if isinstance(part, Momentum) and part._one_pass and after_rule:
+            exact = copy.copy(part)
+            exact._one_pass = False
+            out.append(exact)
+        else:
+            out.append(part)
+    return out
 
 
 def chain(*transforms: Transform) -> Transform:

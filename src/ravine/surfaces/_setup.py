@@ -12,6 +12,7 @@ import torch
 from ravine.errors import ConfigError, DataError, NonFiniteError
 from ravine.optim import Identity, Schedule, Transform
 from ravine.surfaces._base import Surface
+from ravine.surfaces._fused import MixedRule, fusable
 
 __all__ = [
     "Group",
@@ -38,8 +39,13 @@ class Group:
     identity: bool = False
 
 
-def group_configs(transforms: Sequence[Transform]) -> list[Group]:
-    """Group equal transforms (same parts and hyper-parameters); each group is advanced by one update call."""
+def group_configs(transforms: Sequence[Transform], *, fuse: bool = True) -> list[Group]:
+    """Group equal transforms (same parts and hyper-parameters); each group is advanced by one update call.
+
+    With ``fuse``, the groups of GD, heavy ball, Adagrad and RMSProp become one group advanced by one
+    :class:`~ravine.surfaces._fused.MixedRule` update (per-configuration coefficients; its plain tensor ops
+    also cost less dispatch than the rules' foreach ops, so a single such group is run by it too).
+    """
     groups: list[Group] = []
     for column, transform in enumerate(transforms):
         for group in groups:
@@ -48,6 +54,12 @@ def group_configs(transforms: Sequence[Transform]) -> list[Group]:
                 break
         else:
             groups.append(Group(transform, [column], identity=isinstance(transform, Identity)))
+    mixed = [group for group in groups if fusable(group.transform)] if fuse else []
+    if len(mixed) >= 2 or (mixed and not mixed[0].identity):  # plain GD alone keeps its one addcmul
+        rule = MixedRule([(group.transform, len(group.columns)) for group in mixed])
+        fused = Group(rule, [column for group in mixed for column in group.columns])
+        fused_ids = {id(group) for group in mixed}
+        groups = [fused, *(group for group in groups if id(group) not in fused_ids)]
     lo = 0
     for group in groups:
         group.lo, group.hi = lo, lo + len(group.columns)
