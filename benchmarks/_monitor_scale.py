@@ -241,9 +241,10 @@ def gpt2(steps: int, chunk: int, batch: int, warmup: int) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |",
         f"| bare | {bare:.3f} | — | — | — | — | — | — | |",
     ]
+    budget = MonitorConfig().probe_budget
     for name, label in (
         ("signals", "Monitor, per-step signals only (probe_every=0)"),
-        ("default", "Monitor, default config with batch= (adaptive probes, 2% budget)"),
+        ("default", f"Monitor, default config with batch= (adaptive probes, {budget:.0%} budget)"),
         ("previous", "Monitor, the previous default (no budget, at most one window apart)"),
     ):
         loop = loops[name]

@@ -125,7 +125,7 @@ class MonitorConfig:
     max_dense_params: int = 2000
     lanczos_hvps: int = 60
     saddle_tol: float = 1e-3
-    probe_budget: float = 0.02
+    probe_budget: float = 0.01
     probe_max_every: int | None = None
     history_window: int = 4096
     layer_window: int = 256
