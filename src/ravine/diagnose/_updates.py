@@ -13,6 +13,8 @@ stores only the period's ±1 pattern.
 The buffer is allocated when a snapshot is due and released once the measured update has been used, so on
 a large model (updates measured every ``every`` steps) the monitor holds it only during the sampled pairs;
 the sketches (two of ``k`` doubles per device and dtype) and the sign pattern are all it keeps in between.
+Once the norms of −Δθ are taken, the buffer is the sketches' scratch (−Δθ is signed in place, then the distance
+sketch's signed θ_t is written there), unless a probe reads −Δθ at that step: no parameter-sized temporary.
 """
 
 from __future__ import annotations
@@ -82,11 +84,12 @@ class Sketch:
             self._patterns[key] = signs.to(device=device, dtype=dtype)
         return self._patterns[key]
 
-    def _signed(self, flat: torch.Tensor, offset: int) -> torch.Tensor:
+    def _signed(self, flat: torch.Tensor, offset: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """``flat`` (elements ``offset``, ``offset + 1``, ...) times their signs, in a few whole-tensor operations:
-        the head up to the next period boundary, then whole periods as rows of a matrix, then the tail."""
+        the head up to the next period boundary, then whole periods as rows of a matrix, then the tail. Written
+        into ``out`` (same length; ``flat`` itself to sign it in place) or into a new tensor."""
         period, pattern = self.period, self._pattern(flat.device, flat.dtype)
-        out = torch.empty_like(flat)
+        out = torch.empty_like(flat) if out is None else out
         phase = offset % period
         head = min(period - phase, flat.numel()) if phase else 0
         if head:
@@ -103,8 +106,12 @@ class Sketch:
         """Bytes of the stored sign patterns."""
         return sum(p.numel() * p.element_size() for p in self._patterns.values())
 
-    def __call__(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The sketch (float64, length ``k``) of the tensors laid end to end (their lengths add up to ``n``)."""
+    def __call__(self, tensors: Sequence[torch.Tensor], scratch: torch.Tensor | None = None) -> torch.Tensor:
+        """The sketch (float64, length ``k``) of the tensors laid end to end (their lengths add up to ``n``).
+
+        ``scratch``: a flat tensor of ``n`` elements of their dtype that may be overwritten (the signed values
+        are written there instead of into new tensors: no allocation, and no pass over fresh memory); it may be
+        the tensor sketched itself. The result is the same either way."""
         device = tensors[0].device
         out = torch.zeros(self.k, dtype=torch.float64, device=device)
         offset = 0
@@ -115,7 +122,8 @@ class Sketch:
             return out
         for t in tensors:
             flat = t.detach().reshape(-1)
-            _fold(out, self._signed(flat, offset), offset)
+            into = None if scratch is None else scratch[offset : offset + flat.numel()]
+            _fold(out, self._signed(flat, offset, into), offset)
             offset += flat.numel()
         return out
 
@@ -243,8 +251,15 @@ class UpdateTracker:
                 self._buffer, self._update_step = None, -1
             return sample
 
-    def _sketch(self, groups: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
-        return [sketch(tensors) for sketch, tensors in zip(self._sketches, groups, strict=True)]
+    def _sketch(
+        self, groups: Sequence[Sequence[torch.Tensor]], scratch: Sequence[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """One sketch per group; ``scratch``: one flat tensor per group that may be overwritten."""
+        scratches = scratch or [None] * len(groups)
+        return [
+            sketch(tensors, into)
+            for sketch, tensors, into in zip(self._sketches, groups, scratches, strict=True)
+        ]
 
     def _measure(self, count: int) -> UpdateSample:
         buffer = self._buffer
@@ -252,7 +267,11 @@ class UpdateTracker:
         torch._foreach_sub_(buffer.views, self.params)  # θ_{t−1} − θ_t = −Δθ
         device = self.params[0].device
         sample = UpdateSample(stack_norms(torch._foreach_norm(buffer.views), device))
-        current = self._sketch([[flat] for flat in buffer.flats])
+        # Unless a probe reads −Δθ from the buffer at this step, its contents are not needed after the norms and
+        # the sketch (the next snapshot overwrites it, or it is released): sign it in place and reuse it as the
+        # distance sketch's scratch, instead of allocating and writing a parameter-sized temporary each time.
+        scratch = None if self._probe_step(count) else buffer.flats
+        current = self._sketch([[flat] for flat in buffer.flats], scratch)
         if self._previous is not None and self.last_update_step == count - 1:
             # Not torch.dot or @: their BLAS path takes milliseconds on some float64 CPU buffers.
             dots = [torch.sum(a * b).to(device) for a, b in zip(current, self._previous, strict=True)]
@@ -263,7 +282,7 @@ class UpdateTracker:
             sample.weight_layer_norms = stack_norms(torch._foreach_norm(self.params), device)
         if count - self._last_distance >= self.distance_every and self._start is not None:
             self._last_distance = count
-            now = self._sketch(self._groups)
+            now = self._sketch(self._groups, scratch)
             squares = [torch.sum((a - b) ** 2).to(device) for a, b in zip(now, self._start, strict=True)]
             sample.distance = torch.sqrt(torch.stack(squares).sum())
         return sample
