@@ -13,6 +13,11 @@ stores only the period's ±1 pattern.
 The buffer is allocated when a snapshot is due and released once the measured update has been used, so on
 a large model (updates measured every ``every`` steps) the monitor holds it only during the sampled pairs;
 the sketches (two of ``k`` doubles per device and dtype) and the sign pattern are all it keeps in between.
+On a model sketched by buckets the buffer holds *signed* values (θ times the sketch's ±1 pattern, a pass no
+dearer than a copy): the difference with θ_t is then the signed −Δθ in one pass, its norms are those of −Δθ, and
+it folds straight into the sketch; a fresh snapshot folds into the sketch of θ_t for the distance. Sign flips
+are exact, so every value is the same as from unsigned buffers and separate sketches, in fewer passes and with
+no parameter-sized temporary; a probe reading the update gets it unsigned.
 """
 
 from __future__ import annotations
@@ -82,29 +87,73 @@ class Sketch:
             self._patterns[key] = signs.to(device=device, dtype=dtype)
         return self._patterns[key]
 
-    def _signed(self, flat: torch.Tensor, offset: int) -> torch.Tensor:
-        """``flat`` (elements ``offset``, ``offset + 1``, ...) times their signs, in a few whole-tensor operations:
-        the head up to the next period boundary, then whole periods as rows of a matrix, then the tail."""
-        period, pattern = self.period, self._pattern(flat.device, flat.dtype)
-        out = torch.empty_like(flat)
+    def _segments(
+        self, numel: int, offset: int, device: torch.device, dtype: torch.dtype
+    ) -> list[tuple[slice, tuple[int, ...], torch.Tensor]]:
+        """How ``numel`` elements starting at position ``offset`` meet the sign pattern: (slice, view shape,
+        signs) for the head up to the next period boundary, the whole periods as rows of a matrix, the tail."""
+        period, pattern = self.period, self._pattern(device, dtype)
         phase = offset % period
-        head = min(period - phase, flat.numel()) if phase else 0
-        if head:
-            torch.mul(flat[:head], pattern[phase : phase + head], out=out[:head])
-        rows = (flat.numel() - head) // period
+        head = min(period - phase, numel) if phase else 0
+        rows = (numel - head) // period
         body = head + rows * period
+        segments: list[tuple[slice, tuple[int, ...], torch.Tensor]] = []
+        if head:
+            segments.append((slice(0, head), (head,), pattern[phase : phase + head]))
         if rows:
-            torch.mul(flat[head:body].view(rows, period), pattern, out=out[head:body].view(rows, period))
-        if body < flat.numel():
-            torch.mul(flat[body:], pattern[: flat.numel() - body], out=out[body:])
+            segments.append((slice(head, body), (rows, period), pattern))
+        if body < numel:
+            segments.append((slice(body, numel), (numel - body,), pattern[: numel - body]))
+        return segments
+
+    def _signed(self, flat: torch.Tensor, offset: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``flat`` (elements ``offset``, ``offset + 1``, ...) times their signs, in a few whole-tensor operations
+        (see :meth:`_segments`). Written into ``out`` (same length; ``flat`` itself to sign it in place) or into a
+        new tensor."""
+        out = torch.empty_like(flat) if out is None else out
+        for where, shape, signs in self._segments(flat.numel(), offset, flat.device, flat.dtype):
+            torch.mul(flat[where].view(shape), signs, out=out[where].view(shape))
+        return out
+
+    def sign_into(self, tensors: Sequence[torch.Tensor], out: torch.Tensor) -> None:
+        """``out`` (flat, ``n`` elements) ← the tensors laid end to end, times their signs (one pass)."""
+        offset = 0
+        for t in tensors:
+            flat = t.detach().reshape(-1)
+            self._signed(flat, offset, out[offset : offset + flat.numel()])
+            offset += flat.numel()
+
+    def subtract_signed(self, out: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
+        """``out`` (flat) −= the tensors laid end to end times their signs, in place (one pass; exactly the
+        signed difference, since a sign flip is exact)."""
+        offset = 0
+        for t in tensors:
+            flat = t.detach().reshape(-1)
+            target = out[offset : offset + flat.numel()]
+            for where, shape, signs in self._segments(flat.numel(), offset, flat.device, flat.dtype):
+                target[where].view(shape).addcmul_(flat[where].view(shape), signs, value=-1)
+            offset += flat.numel()
+
+    def fold_signed(self, signed: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
+        """The sketch of a vector whose signed values ``signed`` (flat, ``n``) already holds; ``lengths``: fold
+        it piece by piece as :meth:`__call__` folds those tensors (the very same result), else in one go."""
+        out = torch.zeros(self.k, dtype=torch.float64, device=signed.device)
+        offset = 0
+        for length in lengths or [signed.numel()]:
+            _fold(out, signed[offset : offset + length], offset)
+            offset += length
         return out
 
     def nbytes(self) -> int:
         """Bytes of the stored sign patterns."""
         return sum(p.numel() * p.element_size() for p in self._patterns.values())
 
-    def __call__(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The sketch (float64, length ``k``) of the tensors laid end to end (their lengths add up to ``n``)."""
+    def __call__(self, tensors: Sequence[torch.Tensor], scratch: torch.Tensor | None = None) -> torch.Tensor:
+        """The sketch (float64, length ``k``) of the tensors laid end to end (their lengths add up to ``n``).
+
+        ``scratch``: a flat tensor of ``n`` elements of their dtype that may be overwritten (the signed values
+        are written there instead of into new tensors: no allocation, and no pass over fresh memory); it may be
+        the tensor sketched itself. The result is the same either way."""
         device = tensors[0].device
         out = torch.zeros(self.k, dtype=torch.float64, device=device)
         offset = 0
@@ -115,7 +164,8 @@ class Sketch:
             return out
         for t in tensors:
             flat = t.detach().reshape(-1)
-            _fold(out, self._signed(flat, offset), offset)
+            into = None if scratch is None else scratch[offset : offset + flat.numel()]
+            _fold(out, self._signed(flat, offset, into), offset)
             offset += flat.numel()
         return out
 
@@ -142,14 +192,16 @@ class _FlatSet:
 
     def __init__(self, groups: Sequence[Sequence[torch.Tensor]]) -> None:
         self.flats: list[torch.Tensor] = []
-        self.views: list[torch.Tensor] = []
+        self.group_views: list[list[torch.Tensor]] = []
         for params in groups:
             flat = torch.empty(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
-            offset = 0
+            offset, views = 0, []
             for p in params:
-                self.views.append(flat[offset : offset + p.numel()].view_as(p))
+                views.append(flat[offset : offset + p.numel()].view_as(p))
                 offset += p.numel()
             self.flats.append(flat)
+            self.group_views.append(views)
+        self.views = [v for views in self.group_views for v in views]
 
 
 def stack_norms(norms: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -235,24 +287,73 @@ class UpdateTracker:
             exact = all(s.exact for s in self._sketches)
             # A probe at this step reads the update from the buffer: keep it, unless the sketch holds it.
             keep = self._update_step == count and self._probe_step(count) and not exact
+            distance_due = (
+                sample is not None
+                and count - self._last_distance >= self.distance_every
+                and self._start is not None
+            )
+            now = None
             if self.measures(count + 1) and not keep:
                 buffer = self._buffer or _FlatSet(self._groups)
-                torch._foreach_copy_(buffer.views, self.params)
+                self._snapshot(buffer)
                 self._buffer, self._snap_step, self._update_step = buffer, count, -1
-            elif not keep:
+                if distance_due:  # the snapshot holds θ_t's signed values: fold them
+                    now = self._snapshot_sketch(buffer)
+            elif distance_due:
+                # Unless a probe reads −Δθ from the buffer now, it may serve as the distance sketch's scratch.
+                scratch = None if keep or self._buffer is None else self._buffer.flats
+                now = self._sketch(self._groups, scratch)
+            if not keep and self._snap_step != count:
                 self._buffer, self._update_step = None, -1
+            if sample is not None and now is not None and self._start is not None:
+                self._last_distance = count
+                device = self.params[0].device
+                squares = [torch.sum((a - b) ** 2).to(device) for a, b in zip(now, self._start, strict=True)]
+                sample.distance = torch.sqrt(torch.stack(squares).sum())
             return sample
 
-    def _sketch(self, groups: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
-        return [sketch(tensors) for sketch, tensors in zip(self._sketches, groups, strict=True)]
+    def _snapshot(self, buffer: _FlatSet, *, subtract: bool = False) -> None:
+        """The buffer ← θ (``subtract``: the buffer −= θ), times the sketch's signs in groups sketched by buckets
+        (one pass either way)."""
+        for sketch, params, views, flat in zip(
+            self._sketches, self._groups, buffer.group_views, buffer.flats, strict=True
+        ):
+            if sketch.exact:
+                (torch._foreach_sub_ if subtract else torch._foreach_copy_)(views, params)
+            elif subtract:
+                sketch.subtract_signed(flat, params)
+            else:
+                sketch.sign_into(params, flat)
+
+    def _snapshot_sketch(self, buffer: _FlatSet) -> list[torch.Tensor]:
+        """The sketch of θ from a fresh snapshot (folded tensor by tensor, as :meth:`Sketch.__call__` does)."""
+        return [
+            sketch(params) if sketch.exact else sketch.fold_signed(flat, [p.numel() for p in params])
+            for sketch, params, flat in zip(self._sketches, self._groups, buffer.flats, strict=True)
+        ]
+
+    def _sketch(
+        self, groups: Sequence[Sequence[torch.Tensor]], scratch: Sequence[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """One sketch per group; ``scratch``: one flat tensor per group that may be overwritten."""
+        scratches: Sequence[torch.Tensor | None] = scratch or [None] * len(groups)
+        return [
+            sketch(tensors, into)
+            for sketch, tensors, into in zip(self._sketches, groups, scratches, strict=True)
+        ]
 
     def _measure(self, count: int) -> UpdateSample:
         buffer = self._buffer
         assert buffer is not None
-        torch._foreach_sub_(buffer.views, self.params)  # θ_{t−1} − θ_t = −Δθ
+        # θ_{t−1} − θ_t = −Δθ (signed where the snapshot is: s⊙θ_{t−1} − s⊙θ_t, exactly s⊙(−Δθ)), in one pass.
+        self._snapshot(buffer, subtract=True)
         device = self.params[0].device
+        # Signs do not change the norms (nor, being exact, the sketch of the values they multiply).
         sample = UpdateSample(stack_norms(torch._foreach_norm(buffer.views), device))
-        current = self._sketch([[flat] for flat in buffer.flats])
+        current = [
+            sketch([flat]) if sketch.exact else sketch.fold_signed(flat)
+            for sketch, flat in zip(self._sketches, buffer.flats, strict=True)
+        ]
         if self._previous is not None and self.last_update_step == count - 1:
             # Not torch.dot or @: their BLAS path takes milliseconds on some float64 CPU buffers.
             dots = [torch.sum(a * b).to(device) for a, b in zip(current, self._previous, strict=True)]
@@ -261,11 +362,6 @@ class UpdateTracker:
         if count - self._last_weight >= self.weight_every:
             self._last_weight = count
             sample.weight_layer_norms = stack_norms(torch._foreach_norm(self.params), device)
-        if count - self._last_distance >= self.distance_every and self._start is not None:
-            self._last_distance = count
-            now = self._sketch(self._groups)
-            squares = [torch.sum((a - b) ** 2).to(device) for a, b in zip(now, self._start, strict=True)]
-            sample.distance = torch.sqrt(torch.stack(squares).sum())
         return sample
 
     def update_direction(self, count: int) -> list[torch.Tensor] | None:
@@ -273,7 +369,14 @@ class UpdateTracker:
         if self.last_update_step != count:
             return None
         if self._buffer is not None and self._update_step == count:
-            return [-v for v in self._buffer.views]
+            out = []
+            for sketch, views in zip(self._sketches, self._buffer.group_views, strict=True):
+                offset = 0
+                for v in views:  # the signs undone (exactly) where the buffer holds signed values
+                    flat = v.reshape(-1)
+                    out.append(-(v if sketch.exact else sketch._signed(flat, offset).view_as(v)))
+                    offset += flat.numel()
+            return out
         if self._previous is not None and all(s.exact for s in self._sketches):
             out = []
             for group, flat in zip(self._groups, self._previous, strict=True):
