@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -35,6 +36,36 @@ class NoisyNet(nn.Module):
 
 
 EVERY_STEP = MonitorConfig(judge_every=1, probe_every=1, update_every=1, probe_budget=0.0, probe_max_every=1)
+
+
+@contextlib.contextmanager
+def _drawing_thread(draws: list[float] | None) -> Iterator[None]:
+    """Another thread drawing float64s from the global generator (seeded 7) for the whole block, into ``draws``."""
+    if draws is None:
+        yield
+        return
+    done = threading.Event()
+
+    def draw() -> None:
+        while not done.wait(0.001):  # for the whole run, however the threads are scheduled
+            draws.extend(torch.rand(8, dtype=torch.float64).tolist())
+
+    torch.manual_seed(7)
+    worker = threading.Thread(target=draw)
+    worker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        worker.join()
+
+
+def _assert_the_seeded_sequence(draws: list[float], at_least: int) -> None:
+    """The other thread's draws are exactly the seeded sequence: none consumed, none rewound and repeated."""
+    torch.manual_seed(7)
+    reference = torch.rand(len(draws), dtype=torch.float64).tolist()
+    assert len(draws) > at_least and len(set(draws)) == len(draws)
+    assert draws == reference
 
 
 def _train(
@@ -82,28 +113,15 @@ def test_another_threads_draws_are_neither_consumed_nor_rewound() -> None:
     loss_fn = nn.functional.cross_entropy
     monitor = Monitor(model, optimizer, loss_fn=loss_fn, config=EVERY_STEP)
     draws: list[float] = []
-    done = threading.Event()
-
-    def draw() -> None:
-        while not done.wait(0.001):  # for the whole run, however the threads are scheduled
-            draws.extend(torch.rand(8, dtype=torch.float64).tolist())
-
-    torch.manual_seed(7)
-    worker = threading.Thread(target=draw)
-    worker.start()
-    for _ in range(25):
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        monitor.step(loss, batch=(x, y))
-        optimizer.step()
-    done.set()
-    worker.join()
+    with _drawing_thread(draws):
+        for _ in range(25):
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            monitor.step(loss, batch=(x, y))
+            optimizer.step()
     assert len(monitor.probes) >= 20 and not monitor.errors
-    torch.manual_seed(7)
-    reference = torch.rand(len(draws), dtype=torch.float64).tolist()
-    assert len(draws) > 100 and len(set(draws)) == len(draws)
-    assert draws == reference
+    _assert_the_seeded_sequence(draws, at_least=100)
 
 
 def test_a_closure_that_calls_backward_is_refused_with_the_gradients_intact() -> None:
@@ -279,26 +297,14 @@ def _classifying_run(monitored: bool, draws: list[float] | None) -> tuple[list[t
         thresholds=Thresholds(window=10, small_grad_abs=1e6, classification_max_age=1),
     )
     monitor = Monitor(model, optimizer, loss_fn=loss_fn, config=config) if monitored else None
-    worker, done = None, threading.Event()
-    if draws is not None:
-
-        def draw() -> None:
-            while not done.wait(0.001):  # for the whole run, however the threads are scheduled
-                draws.extend(torch.rand(8, dtype=torch.float64).tolist())
-
-        torch.manual_seed(7)
-        worker = threading.Thread(target=draw)
-        worker.start()
-    for _ in range(18):
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        if monitor is not None:
-            monitor.step(loss, batch=(x, y))
-        optimizer.step()
-    done.set()
-    if worker is not None:
-        worker.join()
+    with _drawing_thread(draws):
+        for _ in range(18):
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            if monitor is not None:
+                monitor.step(loss, batch=(x, y))
+            optimizer.step()
     return [p.detach().clone() for p in model.parameters()], monitor
 
 
@@ -312,7 +318,4 @@ def test_hessian_classifications_leave_another_threads_draws_and_the_trajectory_
     assert not monitor.errors, monitor.errors
     assert len(monitor.critical_points) >= 4  # a classification at every other judgement (max age 1)
     assert all(torch.equal(a, b) for a, b in zip(bare, watched, strict=True))
-    torch.manual_seed(7)
-    reference = torch.rand(len(draws), dtype=torch.float64).tolist()
-    assert len(draws) > 1000 and len(set(draws)) == len(draws)
-    assert draws == reference
+    _assert_the_seeded_sequence(draws, at_least=1000)
