@@ -202,6 +202,8 @@ def test_bad_inputs_are_clear_errors() -> None:
         run_lab("ravine", [LabConfig("a", transform="adam")], steps=1)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="at least one"):
         run_lab("ravine", [], steps=1)
+    with pytest.raises(ConfigError, match="fuse must be True or False, got 'yes'"):
+        run_lab("ravine", ok, steps=1, fuse="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="no configuration 'zzz'"):
         run_lab("ravine", ok, steps=1).index("zzz")
 

@@ -167,6 +167,8 @@ def run_lab(
         steps, positive("sigma_every", every if sigma_every is None else sigma_every), sigma_steps
     )
     chunk = positive("chunk", chunk)
+    if not isinstance(fuse, bool):
+        raise ConfigError(f"run_lab: fuse must be True or False, got {fuse!r}")
 
     groups = group_configs([c.transform for c in configs], fuse=fuse)
     order = [c for g in groups for c in g.columns]
