@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ravine.errors import ConfigError
+
 __all__ = ["is_sharded", "sharded_gradient"]
 
 
@@ -78,7 +80,7 @@ def sharded_gradient(
     import torch.distributed as dist
 
     if not batches:
-        raise ValueError("sharded_gradient needs at least one batch on every rank")
+        raise ConfigError("curvature: sharded_gradient needs at least one batch on every rank, got none")
     counts = torch.tensor([float(len(batches)), float(sum(weights))], dtype=torch.float64)
     most = counts[:1].clone()
     dist.all_reduce(counts, group=group)
