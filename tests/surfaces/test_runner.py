@@ -36,8 +36,10 @@ def test_batched_run_equals_one_config_at_a_time() -> None:
 
 
 def test_fused_rules_equal_one_update_per_group() -> None:
-    # GD, heavy ball, both Adagrads and RMSProp (two α) as one MixedRule: the same numbers, bit for bit, as
-    # one update per group, schedules, a per-config start and an unfused Adam group included.
+    # GD, heavy ball, both Adagrads and RMSProp (two α) as one MixedRule: the numbers of one update per group
+    # to float rounding, schedules, a per-config start and an unfused Adam group included. (The fused step
+    # rounds differently by an ulp or so, so the comparison runs where the dynamics do not amplify it:
+    # RMSProp's sign-like bouncing on Rosenbrock's valley floor is chaotic and would, for any perturbation.)
     configs = [
         *(LabConfig(f"gd {i}", lr=lr) for i, lr in enumerate((1e-4, 2e-3))),
         LabConfig("hb", Momentum(0.9), 1e-4, start=(-1.0, 2.0)),
@@ -49,15 +51,20 @@ def test_fused_rules_equal_one_update_per_group() -> None:
         LabConfig("adam", Adam(), 0.01),
         LabConfig("nesterov", Momentum(0.9, nesterov=True), 1e-4),
     ]
-    fused = run_lab("rosenbrock", configs, steps=400, chunk=97, sigma_every=7)
-    apart = run_lab("rosenbrock", configs, steps=400, chunk=97, sigma_every=7, fuse=False)
-    for name in ("loss", "grad_norm", "theta", "sigma", "effective_lr", "final_theta"):
-        assert torch.equal(getattr(fused, name), getattr(apart, name)), name
-    assert bool(torch.isfinite(fused.theta).all())
-    assert len({tuple(fused.theta[-1, i].tolist()) for i in range(len(configs))}) == len(configs)
+    for surface, steps in (("ravine", 3000), ("crescent", 400)):
+        fused = run_lab(surface, configs, steps=steps, chunk=97, sigma_every=7)
+        apart = run_lab(surface, configs, steps=steps, chunk=97, sigma_every=7, fuse=False)
+        for name in ("loss", "grad_norm", "theta", "sigma", "effective_lr", "final_theta"):
+            torch.testing.assert_close(
+                getattr(fused, name), getattr(apart, name), rtol=1e-10, atol=1e-12, msg=f"{surface} {name}"
+            )
+        assert bool(torch.isfinite(fused.theta).all())
+        assert len({tuple(fused.theta[-1, i].tolist()) for i in range(len(configs))}) == len(configs)
+        assert not torch.equal(fused.theta[-1], fused.theta[0])  # every configuration moved
     alone = [LabConfig(f"ada {lr}", AdagradMean(), lr) for lr in (0.05, 0.2)]  # one group, also fused
     one, apart = (run_lab("rosenbrock", alone, steps=200, fuse=fuse) for fuse in (True, False))
-    assert torch.equal(one.theta, apart.theta) and torch.equal(one.sigma, apart.sigma)
+    torch.testing.assert_close(one.theta, apart.theta, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(one.sigma, apart.sigma, rtol=1e-12, atol=0.0)
 
 
 def test_fused_run_costs_fewer_updates() -> None:

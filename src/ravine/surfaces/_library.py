@@ -64,6 +64,7 @@ class Ravine(Surface):
             dtype=torch.float64,
         )
         self._m_cache: dict[torch.dtype, torch.Tensor] = {}
+        self._loss_cache: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def uv(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The rotated coordinates (u along the flat axis, v along the steep one)."""
@@ -72,8 +73,18 @@ class Ravine(Surface):
         return c * x + s * y, -s * x + c * y
 
     def loss(self, theta: torch.Tensor) -> torch.Tensor:
-        u, v = self.uv(theta)
-        return self.a * u * u + self.b * v * v
+        # a·u² + b·v² as three operations on any batch of points (the lab evaluates a chunk at once).
+        rotation, curvatures = self._loss_consts(theta.dtype)
+        uv = torch.mm(theta.reshape(-1, 2), rotation)
+        return torch.mv(uv.square_(), curvatures).reshape(theta.shape[:-1])
+
+    def _loss_consts(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        consts = self._loss_cache.get(dtype)
+        if consts is None:
+            c, s = self._cs
+            rotation = torch.tensor([[c, -s], [s, c]], dtype=dtype)  # (x, y) @ rotation = (u, v)
+            consts = self._loss_cache[dtype] = (rotation, torch.tensor([self.a, self.b], dtype=dtype))
+        return consts
 
     def gradient(self, theta: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
         m = self._m_cache.get(theta.dtype)

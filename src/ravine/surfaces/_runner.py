@@ -7,9 +7,10 @@ holds 1 or 1,000 configurations. The learning rates are a precomputed (steps, n)
 schedule), applied as a per-row (n, 1) tensor.
 
 The hot loop is kept minimal: one closed-form gradient for *all* configurations, written straight into a
-preallocated chunk buffer; per group one ``transform.update``; one ``addcmul`` writing θ_{t+1} into the next
-row of the chunk buffer. Loss, gradient norm and the finiteness check are computed once per chunk,
-vectorized over the chunk's steps, and only every k-th step is kept.
+preallocated chunk buffer; per group one ``transform.update`` and one ``addcmul`` writing θ_{t+1} into the
+next row of the chunk buffer, or, for the fused group of GD / heavy ball / Adagrad / RMSProp, nine NumPy
+operations on the same memory (:mod:`ravine.surfaces._fused`). Loss, gradient norm and the finiteness
+check are computed once per chunk, vectorized over the chunk's steps, and only every k-th step is kept.
 
 Transforms are applied to the (n, 2) tensor as a single parameter, so only *element-wise* transforms
 (momentum, every σ kind, weight decay) keep the configurations independent; a transform that reduces over
@@ -22,11 +23,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ravine.errors import ConfigError, DataError
 from ravine.optim import Identity, Schedule, Transform
 from ravine.surfaces._base import Surface, as_surface
+from ravine.surfaces._fused import MixedRule
 from ravine.surfaces._setup import (
     Group,
     LearningRates,
@@ -135,13 +138,14 @@ def run_lab(
         sigma_steps: Instead of ``sigma_every``: the updates t (0-based, < steps) whose σ to keep, e.g.
             log-spaced for log-x plots.
         dtype: float64 (default; the lecture's 1e-100 losses need it) or float32.
-        chunk: Steps per chunk buffer (memory ≈ chunk·n·32 bytes).
+        chunk: Steps per chunk buffer (memory ≈ chunk·n·48 bytes).
         on_nonfinite: ``"raise"`` a :class:`NonFiniteError` naming config and step, or ``"keep"`` going.
         progress: Called as ``progress(steps_done, steps)`` after each chunk.
         fuse: advance the groups of GD, heavy ball (no dampening, no Nesterov), Adagrad and RMSProp (not
             centered) with one update whose coefficients differ per configuration
             (:mod:`ravine.surfaces._fused`), so four rules cost about what one does; ``False``: one update
-            per group. The results are the same.
+            per group by the rules' own transforms. The results agree to float rounding (an ulp or so per
+            step), so they differ visibly only where the dynamics are chaotic.
 
     Returns:
         A :class:`LabRun`.
@@ -204,8 +208,10 @@ def run_lab(
     seconds = time.perf_counter() - began
     effective_lr = rates.at(sg_steps).unsqueeze(-1) / rec.sigma
 
-    inverse = torch.empty(n, dtype=torch.long)
-    inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(n)
+    inverse: slice | torch.Tensor = slice(None)  # the groups' column order back to the configs' order
+    if order != list(range(n)):
+        inverse = torch.empty(n, dtype=torch.long)
+        inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(n)
     return LabRun(
         surface=surf.name,
         labels=labels,
@@ -293,66 +299,111 @@ def _advance(
     keep: bool,
     progress: Callable[[int, int], None] | None,
 ) -> torch.Tensor:
-    """The hot loop; returns θ_T. Chunks of K steps live in preallocated (K + 1, n, 2) buffers."""
+    """The hot loop; returns θ_T. Chunks of K steps live in preallocated buffers: θ (K + 1, n, 2) and
+    [g; scratch] (K, 2, n, 2), whose scratch half is where a fused group squares its gradient."""
     n = theta0.shape[0]
     K = min(chunk, max(steps, 1))
     thbuf = torch.empty(K + 1, n, 2, dtype=theta0.dtype)
-    gbuf = torch.empty(K, n, 2, dtype=theta0.dtype)
+    gbuf = torch.empty(K, 2, n, 2, dtype=theta0.dtype)
     thbuf[0] = theta0
-    th_views, g_views = thbuf.unbind(0), gbuf.unbind(0)
-    # Per group: its rows of every buffer row as ready-made views (no slicing in the hot loop).
+    th_views, g_views = thbuf.unbind(0), gbuf[:, 0].unbind(0)
     for g in groups:
         g.state = g.transform.init([th_views[0][g.lo : g.hi]])
-    group_th = [thbuf[:, g.lo : g.hi].unbind(0) for g in groups]
-    group_g = [gbuf[:, g.lo : g.hi].unbind(0) for g in groups]
     dividing = [g for g in groups if g.transform.denominator(g.state, step=1) is not None]
-    # A group whose learning rates are all constant uses one (n_g, 1) view for every step; the others
-    # get a view per step of the chunk's table (made once per chunk).
-    constant = [
-        rates.constant[g.lo : g.hi].unsqueeze(-1)
-        if not any(c in rates.tables for c in range(g.lo, g.hi))
-        else None
-        for g in groups
-    ]
-    gradient, addcmul = surf.gradient, torch.addcmul
+    gradient = surf.gradient
     fast = _closed_form_gradient(surf, theta0)
+    steppers = [_Stepper(g, thbuf, gbuf, rates) for g in groups]
     sigma_list, sigma = rec.sigma_list, rec.sigma
     t0 = 0
     while t0 < steps:
         k_n = min(K, steps - t0)
-        table = rates.chunk(t0, k_n) if any(lr is None for lr in constant) else None
-        plan = []
-        for g, gth, gg, lr in zip(groups, group_th, group_g, constant, strict=True):
-            glr: Sequence[torch.Tensor]
-            if lr is None:
-                assert table is not None
-                glr = table[:, g.lo : g.hi].unbind(0)
-            else:
-                glr = [lr] * k_n
-            plan.append((g.transform, g.state, g.identity, gth, gg, glr))
-        with torch.inference_mode(fast):
+        table = rates.chunk(t0, k_n) if rates.tables else None
+        plan = [stepper.plan(t0, k_n, table) for stepper in steppers]
+        with torch.inference_mode(fast), np.errstate(all="ignore"):  # a diverging run is reported below
             for k in range(k_n):
                 step = t0 + k + 1
                 gradient(th_views[k], out=g_views[k])
-                for transform, state, identity, gth, gg, glr in plan:
-                    d = gg[k] if identity else transform.update([gg[k]], state, [gth[k]], step=step)[0]
-                    addcmul(gth[k], glr[k], d, value=-1.0, out=gth[k + 1])
+                for advance in plan:
+                    advance(k, step)
                 if step - 1 == sigma_list[rec.sigma_row]:
                     for g in dividing:
                         den = g.transform.denominator(g.state, step=step)
                         if den is not None:
                             sigma[rec.sigma_row, g.lo : g.hi] = den[0]
                     rec.sigma_row += 1
+        grads = gbuf[:k_n, 0]
         losses = surf.loss(thbuf[:k_n])
-        gnorms = torch.linalg.vector_norm(gbuf[:k_n], dim=-1)
+        gnorms = torch.linalg.vector_norm(grads, dim=-1)
         if not keep:
-            check_finite(losses, gbuf[:k_n], t0, labels, surf)
+            check_finite(losses, grads, t0, labels, surf)
         rec.chunk(t0, k_n, losses, gnorms, thbuf[:k_n])
         thbuf[0] = thbuf[k_n]
         t0 += k_n
         if progress is not None:
             progress(t0, steps)
     return thbuf[0].clone()
+
+
+class _Stepper:
+    """One group's update θ_{t+1} = θ_t − η_t·d_t in the hot loop, with its views of the buffers made once.
+
+    A :class:`MixedRule` group runs its NumPy step on the buffers' memory; any other group calls its
+    transform's ``update`` and one ``addcmul`` (plain GD: just the ``addcmul``).
+    """
+
+    def __init__(self, group: Group, thbuf: torch.Tensor, gbuf: torch.Tensor, rates: LearningRates) -> None:
+        lo, hi = group.lo, group.hi
+        self.group = group
+        self.varying = any(c in rates.tables for c in range(lo, hi))
+        self.mixed = isinstance(group.transform, MixedRule)
+        if self.mixed:
+            assert isinstance(group.transform, MixedRule)
+            self.rule = group.transform
+            self.step = self.rule.stepper(
+                group.state, list(gbuf[:, :, lo:hi].numpy()), list(thbuf[:, lo:hi].numpy())
+            )
+            self.lr_array = np.ascontiguousarray(
+                np.broadcast_to(rates.constant[lo:hi].numpy()[:, None], (hi - lo, 2))
+            )
+        else:
+            self.th_views = thbuf[:, lo:hi].unbind(0)
+            self.g_views = gbuf[:, 0, lo:hi].unbind(0)
+            self.lr_view = rates.constant[lo:hi].unsqueeze(-1)
+
+    def plan(self, t0: int, count: int, table: torch.Tensor | None) -> Callable[[int, int], None]:
+        """The step function for updates t0 + 1 … t0 + count (``table``: the chunk's η_t, (count, n, 1))."""
+        group = self.group
+        lo, hi = group.lo, group.hi
+        if self.mixed:
+            rho = self.rule.rho(group.state, range(t0 + 1, t0 + count + 1))
+            rhos = list(rho) if self.rule.averaged else [rho] * count
+            if self.varying:
+                assert table is not None
+                lrs = list(
+                    np.ascontiguousarray(np.broadcast_to(table[:, lo:hi].numpy(), (count, hi - lo, 2)))
+                )
+            else:
+                lrs = [self.lr_array] * count
+            step = self.step
+
+            def mixed(k: int, t: int) -> None:
+                del t
+                step(k, rhos[k], lrs[k])
+
+            return mixed
+        if self.varying:
+            assert table is not None
+            glr: Sequence[torch.Tensor] = table[:, lo:hi].unbind(0)
+        else:
+            glr = [self.lr_view] * count
+        transform, state, identity = group.transform, group.state, group.identity
+        gth, gg, addcmul = self.th_views, self.g_views, torch.addcmul
+
+        def other(k: int, step: int) -> None:
+            d = gg[k] if identity else transform.update([gg[k]], state, [gth[k]], step=step)[0]
+            addcmul(gth[k], glr[k], d, value=-1.0, out=gth[k + 1])
+
+        return other
 
 
 def _closed_form_gradient(surface: Surface, theta0: torch.Tensor) -> bool:
