@@ -31,10 +31,13 @@ GPT-2-shaped sections (``benchmarks/_gpt2_shaped.py``), each its own mode:
   hessian-eigenthings (its ``hf_lm_loss`` helper), PyHessian and eigsh, with errors against a float64 truth
   computed without ravine.
 - ``--memory``: one HVP's time and peak memory over one gradient's, cached and uncached, at three GPT-2 sizes
-  (1.4M, 5.2M, 10.2M parameters) × three batches (2, 4, 8 sequences of 64 tokens), one fresh process each.
+  (1.4M, 5.2M, 10.2M parameters) × three batches (2, 4, 8 sequences of 64 tokens), one fresh process each;
+  then the cache's memory budget (``benchmarks/_cache_budget.py``: what the cached pullbacks hold against
+  their estimate and ``max_cache_bytes``) and the 10M-parameter MLP at batch 256. ``--budget``: that alone.
 - ``--all``: the MLP sections, then both.
 
-    .venv/bin/python -m benchmarks.curvature [--quick] [--gpt2 | --memory | --all] [--markdown PATH] [--threads 1]
+    .venv/bin/python -m benchmarks.curvature [--quick] [--gpt2 | --memory | --budget | --all] [--markdown PATH]
+        [--threads 1]
 """
 
 from __future__ import annotations
@@ -985,30 +988,36 @@ def gpt2_main(threads: int, markdown: Path | None) -> None:
 
 
 # ------------------------------------------------------------------ memory of one HVP vs a gradient
-def memory_main(markdown: Path | None) -> None:
-    """The 3 sizes × 3 batches of ``benchmarks/_gpt2_shaped.py``, measured in a fresh process (``--memory-rows``)."""
+def memory_main(markdown: Path | None, *, budget_only: bool = False) -> None:
+    """The 3 sizes × 3 batches of ``benchmarks/_gpt2_shaped.py``, measured in a fresh process (``--memory-rows``),
+    then the cache's budget (``benchmarks/_cache_budget.py``); ``budget_only``: the latter alone."""
     import json
     import subprocess
 
+    from benchmarks._cache_budget import budget_rows, budget_section
     from benchmarks._gpt2_shaped import scaling_section
 
-    log("GPT-2-shaped time and memory: 3 sizes × 3 batches × (gradient, cached HVP, uncached HVP)")
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.curvature", "--memory-rows"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    rows = json.loads(out.stdout.strip().splitlines()[-1])
     targets = Targets()
-    section = scaling_section(rows, targets)
+    sections = []
+    if not budget_only:
+        log("GPT-2-shaped time and memory: 3 sizes × 3 batches × (gradient, cached HVP, uncached HVP)")
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.curvature", "--memory-rows"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sections.append(scaling_section(json.loads(out.stdout.strip().splitlines()[-1]), targets))
+    log("the cache's budget: a GPT-2-shaped model with 4 batches at budgets around the estimate; the MLP")
+    sections.append(budget_section(budget_rows(), targets))
     target_table = Section("Targets (memory)", ["target", "measured", "met"], left=(0, 1, 2))
     target_table.rows = [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets.lines]
     elapsed = time.perf_counter() - _START
-    header = f"`.venv/bin/python -m benchmarks.curvature --memory`, {elapsed / 60:.1f} min. {conditions(1)}\n"
+    flag = "--budget" if budget_only else "--memory"
+    header = f"`.venv/bin/python -m benchmarks.curvature {flag}`, {elapsed / 60:.1f} min. {conditions(1)}\n"
     emit(
         "\n".join(["## Curvature time and memory on GPT-2-shaped models\n", header, target_table.markdown(),
-                   section.markdown()]),
+                   *(section.markdown() for section in sections)]),
         markdown,
     )  # fmt: skip
 
@@ -1034,6 +1043,10 @@ def main(argv: list[str] | None = None) -> None:
         "--memory", action="store_true", help="only the HVP/gradient time and memory on GPT-2-shaped models"
     )
     parser.add_argument("--memory-rows", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--budget", action="store_true", help="only the cache's memory budget (part of --memory)"
+    )
+    parser.add_argument("--budget-row", nargs=3, metavar=("KIND", "BUDGET", "CACHE"), help=argparse.SUPPRESS)
     parser.add_argument("--all", action="store_true", help="the MLP sections, then --gpt2, then --memory")
     args = parser.parse_args(argv)
     if args.memory_rows:
@@ -1043,8 +1056,16 @@ def main(argv: list[str] | None = None) -> None:
 
         print(json.dumps(scaling_rows()))
         return
-    if args.memory:
-        memory_main(args.markdown)
+    if args.budget_row:
+        import json
+
+        from benchmarks._cache_budget import one_row
+
+        kind, budget, setting = args.budget_row
+        print(json.dumps(one_row(kind, int(budget), setting)))
+        return
+    if args.memory or args.budget:
+        memory_main(args.markdown, budget_only=args.budget)
         return
     if args.gpt2:
         gpt2_main(args.threads, args.markdown)
