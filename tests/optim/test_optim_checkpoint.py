@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import copy
-import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from _helpers import noisy_quadratic_grads as _grads
 from _helpers import random_tensors
+from _helpers import weights_only_copy as _weights_only
 
 import ravine.optim as ro
 from ravine.errors import ConfigError, DataError, RavineError, UnsupportedError
 
 SPLIT, REST = 6, 6
-
-
-def _grads(params: list[torch.nn.Parameter], generator: torch.Generator) -> None:
-    for p in params:
-        p.grad = p.detach() + torch.randn(p.shape, generator=generator, dtype=p.dtype)
-
-
-def _weights_only(state: dict[str, Any]) -> dict[str, Any]:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    loaded: dict[str, Any] = torch.load(buffer, weights_only=True)
-    return loaded
 
 
 def _resume_matches(

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import copy
-import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 import torch
-from _helpers import make_mlp, random_tensors, run_mlp, run_random
+from _helpers import TORCH_CLASSES, make_mlp, random_tensors, run_mlp, run_random
+from _helpers import noisy_quadratic_grads as _grads
+from _helpers import weights_only_copy as _weights_only
 
 import ravine.optim as ro
 from ravine.errors import ConfigError, NonFiniteError, RavineError, UnsupportedError
 
 STEPS = 500
-TORCH = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "momentum": torch.optim.SGD,
-    "adagrad": torch.optim.Adagrad,
-}
 GRID: list[tuple[str, dict[str, Any]]] = [
     ("adam", {}),
     ("adam", {"weight_decay": 1e-2, "amsgrad": True}),
@@ -50,7 +44,7 @@ def _pair(name: str, kwargs: dict[str, Any]) -> tuple[Callable[..., Any], Callab
     lr = LR[name]
     return (
         lambda p: preset(p, lr=lr, fused=True, **ours),
-        lambda p: TORCH[name](p, lr=lr, fused=True, **kwargs),
+        lambda p: TORCH_CLASSES[name](p, lr=lr, fused=True, **kwargs),
     )
 
 
@@ -60,31 +54,28 @@ def _assert_equal(ours: Sequence[torch.Tensor], theirs: Sequence[torch.Tensor]) 
         assert torch.equal(a, b), float((a - b).abs().max())
 
 
-@pytest.mark.parametrize(("name", "kwargs"), GRID, ids=IDS)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_fused_preset_is_bit_identical_to_torch_fused(
-    name: str, kwargs: dict[str, Any], dtype: torch.dtype
-) -> None:
-    ours, theirs = _pair(name, kwargs)
-    _assert_equal(run_random(ours, dtype, STEPS), run_random(theirs, dtype, STEPS))
+MODEL_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("adam", {"weight_decay": 1e-2, "amsgrad": True}),
+    ("adamw", {}),
+    ("momentum", {"momentum": 0.9, "nesterov": True}),
+    ("adagrad", {"lr_decay": 1e-3}),
+]
+CASES = [("random", *case) for case in GRID] + [("mlp", *case) for case in MODEL_CASES]
 
 
 @pytest.mark.parametrize(
-    ("name", "kwargs"),
-    [
-        ("adam", {"weight_decay": 1e-2, "amsgrad": True}),
-        ("adamw", {}),
-        ("momentum", {"momentum": 0.9, "nesterov": True}),
-        ("adagrad", {"lr_decay": 1e-3}),
-    ],
-    ids=["adam", "adamw", "nesterov", "adagrad"],
+    ("problem", "name", "kwargs"),
+    CASES,
+    ids=IDS + [f"mlp-{name}-{'-'.join(map(str, kwargs.values()))}" for name, kwargs in MODEL_CASES],
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_fused_preset_trains_a_model_as_torch_fused(
-    name: str, kwargs: dict[str, Any], dtype: torch.dtype
+def test_fused_preset_is_bit_identical_to_torch_fused(
+    problem: str, name: str, kwargs: dict[str, Any], dtype: torch.dtype
 ) -> None:
+    """500 steps on random tensors (the grid) and on a small MLP (one case per kernel)."""
+    run = run_random if problem == "random" else run_mlp
     ours, theirs = _pair(name, kwargs)
-    _assert_equal(run_mlp(ours, dtype, STEPS), run_mlp(theirs, dtype, STEPS))
+    _assert_equal(run(ours, dtype, STEPS), run(theirs, dtype, STEPS))
 
 
 def _drive(
@@ -177,19 +168,6 @@ def test_inspection_of_a_fused_optimizer_equals_the_eager_one() -> None:
         [s.lr_median for s in eager.lr_summary()], rel=1e-12
     )
     assert [s.step for s in summary] == [40] * len(fused_params)
-
-
-def _weights_only(state: dict[str, Any]) -> dict[str, Any]:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    loaded: dict[str, Any] = torch.load(buffer, weights_only=True)
-    return loaded
-
-
-def _grads(params: list[torch.nn.Parameter], generator: torch.Generator) -> None:
-    for p in params:
-        p.grad = p.detach() + torch.randn(p.shape, generator=generator, dtype=p.dtype)
 
 
 def _resume(
