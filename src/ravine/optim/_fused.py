@@ -24,10 +24,17 @@ adagrad           ``_fused_adagrad_``: lr_decay (applied by the kernel), weight_
 The learning rate is read each step from the group (torch LR schedulers and param-group edits apply), times
 the ravine ``schedule=`` at the parameter's update count, as in the eager step. The NaN/Inf guard runs
 before the kernel exactly as in the eager step (``nonfinite="raise"`` raises before anything changes,
-``"skip"`` skips and counts): on CPU a host read of the check is free, and what the guard costs is one read
-of every gradient (4 of Adam's 28 bytes per float32 parameter, 4 of SGD-momentum's and Adagrad's 20), which
-torch's ``found_inf`` argument would not save — the kernel only reads that flag; something must still
-compute it from the gradients. ``nonfinite="off"`` does exactly torch's work.
+``"skip"`` skips and counts). What fused costs:
+
+* ``nonfinite="off"``: exactly torch's fused step (one kernel call per update count and dtype, plus a few
+  microseconds of Python per group).
+* with the guard (``"raise"``, the default, or ``"skip"``): torch's fused step plus one read of every
+  gradient before it (4 of Adam's 28 bytes per float32 parameter, 4 of SGD-momentum's and Adagrad's 20). A
+  lone read stream runs at about half the fused kernel's bytes per second on a CPU core, so on the project's
+  machine this read (≈ 5 ms per 10M float32 parameters) adds 30–40% to torch's fused step; see
+  BENCHMARKS.md. The read cannot share the kernel's pass: the verdict must come before anything changes.
+  torch's ``found_inf`` argument would not save it either — the kernel only reads that flag, something must
+  still compute it from the gradients, and on CPU the host read of the verdict is free anyway.
 
 Refused with :class:`~ravine.errors.UnsupportedError` (at construction, ``add_param_group`` and
 ``load_state_dict``): a preset or :class:`~ravine.optim.ChainOptimizer` without a torch kernel, a group
