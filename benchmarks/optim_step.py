@@ -11,12 +11,14 @@ State is created in a warm-up call; each timed call runs ``--steps`` steps; the 
 
 Contenders: ravine's preset as shipped (``nonfinite="raise"``: one NaN/Inf check over all gradients before
 anything is touched, which torch does not do), the same with ``nonfinite="off"`` (exactly torch's work),
-and torch.optim with ``foreach=True``, ``foreach=False`` (the for-loop, torch's default on CPU) and
-``fused=True`` where torch has a fused CPU kernel (Adam, Adagrad, SGD; not RMSprop). Adafactor and Muon
+where torch fuses the rule (Adam, AdamW, Adagrad, SGD) the preset with ``fused=True`` (torch's fused CPU
+kernel on ravine's state; guard on as shipped, and with ``nonfinite="off"``), and torch.optim with
+``foreach=True``, ``foreach=False`` (the for-loop, torch's default on CPU) and ``fused=True`` where
+torch has a fused CPU kernel (Adam, Adagrad, SGD; not RMSprop). Adafactor and Muon
 are set against torch 2.13's ``torch.optim.Adafactor`` (foreach and for-loop) and ``torch.optim.Muon`` (one
 path; both libraries update 2-D parameters only, so that row runs on the set's matrices). After timing, every
 contender has taken the same number of steps from the same start, and ravine's parameters are compared
-with torch's (printed as the largest relative difference).
+with torch's (printed as the largest relative difference; ravine fused against torch fused separately).
 
 Every row is also set against the **bandwidth bound**: the bytes the rule must move per step (e.g. Adam
 reads θ, g, m, v and writes θ, m, v: 28 bytes per float32 parameter) divided by this machine's in-place
@@ -29,7 +31,9 @@ another process takes a core, and every contender's time then swings 4-10× from
 ``--threads 2`` to measure that anyway.
 
     .venv/bin/python -m benchmarks.optim_step [--set transformer|gpt2] [--threads 1] [--repeats 15] [--steps 3]
-        [--compiled] [--markdown PATH]
+        [--only Adam AdamW Adagrad SGD-momentum] [--compiled] [--markdown PATH]
+
+``--only`` runs the named rows (e.g. the four that torch fuses) and nothing else.
 """
 
 from __future__ import annotations
@@ -156,6 +160,9 @@ def makers(name: str, compiled: bool) -> dict[str, Maker]:
         "ravine": lambda p: ours(p, **kwargs),
         "ravine (nonfinite='off')": lambda p: ours(p, nonfinite="off", **kwargs),
     }
+    if name in FUSED:
+        table["ravine fused"] = lambda p: ours(p, fused=True, **kwargs)
+        table["ravine fused 'off'"] = lambda p: ours(p, fused=True, nonfinite="off", **kwargs)
     if compiled:
         table["ravine compiled"] = lambda p: ours(p, **kwargs)
     if theirs is not None and name in NO_FOREACH:
@@ -195,8 +202,11 @@ def rotated_medians(runs: dict[str, Callable[[], None]], repeats: int, passes: i
     return {label: statistics.median(values) for label, values in per_pass.items()}
 
 
-def measure(name: str, steps: int, repeats: int, compiled: bool) -> tuple[dict[str, float], float]:
-    """Seconds per step of every contender, and max |θ_ravine − θ_torch| / max |θ| afterwards."""
+def measure(
+    name: str, steps: int, repeats: int, compiled: bool
+) -> tuple[dict[str, float], float, float | None]:
+    """Seconds per step of every contender, max |θ_ravine − θ_torch| / max |θ| afterwards, and the same for
+    ravine fused against torch fused (``None`` where torch has no fused kernel)."""
     runs: dict[str, Callable[[], None]] = {}
     params: dict[str, list[torch.nn.Parameter]] = {}
     for label, make in makers(name, compiled).items():
@@ -210,13 +220,19 @@ def measure(name: str, steps: int, repeats: int, compiled: bool) -> tuple[dict[s
 
         runs[label] = run
     medians = rotated_medians(runs, repeats)
+    per_step = {label: seconds / steps for label, seconds in medians.items()}
     reference = next((k for k in ("torch foreach", "torch for-loop") if k in params), None)
-    if reference is None:
-        return {label: seconds / steps for label, seconds in medians.items()}, float("nan")
-    ours, theirs = params["ravine"], params[reference]
+    diff = float("nan") if reference is None else _relative_diff(params["ravine"], params[reference])
+    fused_diff = None
+    if "torch fused" in params and "ravine fused" in params:
+        fused_diff = _relative_diff(params["ravine fused"], params["torch fused"])
+    return per_step, diff, fused_diff
+
+
+def _relative_diff(ours: list[torch.nn.Parameter], theirs: list[torch.nn.Parameter]) -> float:
+    """max |θ_ours − θ_theirs| / max |θ_theirs|."""
     scale = max(float(p.detach().abs().max()) for p in theirs)
-    diff = max(float((a - b).detach().abs().max()) for a, b in zip(ours, theirs, strict=True)) / scale
-    return {label: seconds / steps for label, seconds in medians.items()}, diff
+    return max(float((a - b).detach().abs().max()) for a, b in zip(ours, theirs, strict=True)) / scale
 
 
 def main() -> None:
@@ -248,33 +264,38 @@ def main() -> None:
         "repeats, each pass starting the round at a different contender; the median of the passes' medians. "
         f"In-place bandwidth (x.add_(y), 64 MiB): {bandwidth / 1e9:.1f} GB/s. Start: {conditions(args.threads)}.",
         "",
-        "| optimizer | ravine | 'off' | compiled | torch foreach | torch for-loop | torch fused "
-        "| ravine ÷ best non-fused | ≤ 1.0× | compiled ÷ fused | bound | ravine % of bound "
-        "| best torch % of bound | max rel. Δθ |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: |",
+        "| optimizer | ravine | 'off' | ravine fused | fused 'off' | compiled | torch foreach | torch for-loop "
+        "| torch fused | ravine ÷ best non-fused | ≤ 1.0× | ravine fused ÷ torch fused | ≤ 1.2× "
+        "| fused 'off' ÷ torch fused | bound | ravine % of bound | ravine fused % of bound "
+        "| best torch % of bound | max rel. Δθ | fused Δθ |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | :---: | ---: "
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     print("\n".join(lines), flush=True)
     for name in args.only:
-        t, diff = measure(name, args.steps, args.repeats, args.compiled)
+        t, diff, fused_diff = measure(name, args.steps, args.repeats, args.compiled)
         count = sum(torch.Size(s).numel() for s in shapes() if name not in MATRICES_ONLY or len(s) == 2)
-        lines.append(_row(name, t, diff, BYTES_PER_PARAM[name] * count / bandwidth))
+        lines.append(_row(name, t, (diff, fused_diff), BYTES_PER_PARAM[name] * count / bandwidth))
         print(lines[-1], flush=True)
     lines += [
         "",
         f"End: {conditions(args.threads)}. Times are per step. 'ravine' is the preset as shipped: it checks "
         "all gradients for NaN/Inf before touching anything (one sum per tensor); 'off' does exactly torch's "
-        "work; 'compiled': torch.compile(opt.step) of the preset as shipped (inductor; the guard runs inside "
-        "the graph). Best non-fused: the faster of torch's for-loop (its CPU default) and foreach. Bound: the "
+        "work; 'ravine fused': the preset with fused=True as shipped (guard on, then torch's fused CPU kernel "
+        "on ravine's state), fused 'off' the same with nonfinite='off'; 'compiled': torch.compile(opt.step) "
+        "of the preset as shipped (inductor; the guard runs inside the graph). Best non-fused: the faster of "
+        "torch's for-loop (its CPU default) and foreach. Bound: the "
         "bytes each step must move ÷ the measured add_ bandwidth; % of bound = bound ÷ time. max rel. Δθ: "
         "largest |θ_ravine − θ_torch foreach| (for-loop where torch has no foreach) / max |θ| after the same "
-        "steps (0: bit-identical). Muon runs on the set's 2-D tensors only (both libraries refuse the others).",
+        "steps (0: bit-identical); fused Δθ: the same for ravine fused against torch fused. Muon runs on the "
+        "set's 2-D tensors only (both libraries refuse the others).",
         "",
     ]
     print(lines[-2])
     emit("\n".join(lines), args.markdown, echo=False)
 
 
-def _row(name: str, t: dict[str, float], diff: float, bound: float) -> str:
+def _row(name: str, t: dict[str, float], diffs: tuple[float, float | None], bound: float) -> str:
     def ms(x: float | None) -> str:
         return "—" if x is None else f"{1e3 * x:.1f} ms"
 
@@ -283,16 +304,26 @@ def _row(name: str, t: dict[str, float], diff: float, bound: float) -> str:
 
     ravine, fused, compiled = t["ravine"], t.get("torch fused"), t.get("ravine compiled")
     off = t["ravine (nonfinite='off')"]
+    ours_fused, ours_fused_off = t.get("ravine fused"), t.get("ravine fused 'off'")
+    fused_met = "—"
+    if ours_fused is not None and fused is not None:
+        fused_met = "yes" if ours_fused / fused <= FUSED_TARGET else "**no**"
+    diff, fused_diff = diffs
     torch_paths = [t[k] for k in ("torch for-loop", "torch foreach") if k in t]
     best = min(torch_paths) if torch_paths else None
     met = "—" if best is None else ("yes" if ravine / best <= EAGER_TARGET else "**no**")
     fastest_torch = min([*torch_paths, *([fused] if fused else [])], default=None)
     return (
-        f"| {name} | {ms(ravine)} | {ms(off)} | {ms(compiled)} "
+        f"| {name} | {ms(ravine)} | {ms(off)} | {ms(ours_fused)} | {ms(ours_fused_off)} | {ms(compiled)} "
         f"| {ms(t.get('torch foreach'))} | {ms(t.get('torch for-loop'))} | {ms(fused)} | {ratio(ravine, best)} "
-        f"| {met} | {ratio(compiled, fused)} | {ms(bound)} | {100 * bound / ravine:.0f}% "
-        f"| {'—' if fastest_torch is None else f'{100 * bound / fastest_torch:.0f}%'} | {diff:.1e} |"
+        f"| {met} | {ratio(ours_fused, fused)} | {fused_met} | {ratio(ours_fused_off, fused)} | {ms(bound)} "
+        f"| {100 * bound / ravine:.0f}% | {_percent(bound, ours_fused)} | {_percent(bound, fastest_torch)} "
+        f"| {diff:.1e} | {'—' if fused_diff is None else f'{fused_diff:.1e}'} |"
     )
+
+
+def _percent(bound: float, seconds: float | None) -> str:
+    return "—" if seconds is None else f"{100 * bound / seconds:.0f}%"
 
 
 if __name__ == "__main__":

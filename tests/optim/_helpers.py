@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,21 @@ def run_random(
             p.grad = p.detach() + torch.randn(p.shape, generator=generator, dtype=dtype)
         opt.step()
     return [p.detach().clone() for p in params]
+
+
+def noisy_quadratic_grads(params: list[torch.nn.Parameter], generator: torch.Generator) -> None:
+    """g = θ + noise for every parameter."""
+    for p in params:
+        p.grad = p.detach() + torch.randn(p.shape, generator=generator, dtype=p.dtype)
+
+
+def weights_only_copy(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` saved with torch.save and read back with ``torch.load(weights_only=True)``."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    loaded: dict[str, Any] = torch.load(buffer, weights_only=True)
+    return loaded
 
 
 def assert_all_close(

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import copy
-import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from _helpers import noisy_quadratic_grads as _grads
 from _helpers import random_tensors
+from _helpers import weights_only_copy as _weights_only
 
 import ravine.optim as ro
 from ravine.errors import ConfigError, DataError, RavineError, UnsupportedError
 
 SPLIT, REST = 6, 6
-
-
-def _grads(params: list[torch.nn.Parameter], generator: torch.Generator) -> None:
-    for p in params:
-        p.grad = p.detach() + torch.randn(p.shape, generator=generator, dtype=p.dtype)
-
-
-def _weights_only(state: dict[str, Any]) -> dict[str, Any]:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    loaded: dict[str, Any] = torch.load(buffer, weights_only=True)
-    return loaded
 
 
 def _resume_matches(
@@ -180,7 +168,8 @@ BAD_LOADS = [
     ("group-count", ro.adam, lambda s: s["param_groups"].append(dict(s["param_groups"][0])), "param groups"),
     ("group-size", ro.adam, lambda s: s["param_groups"][0]["params"].pop(), "parameters"),
     ("unknown-key", ro.adam, lambda s: s["param_groups"][0].update(momentum_decay=4e-3), "momentum_decay"),
-    ("fused", ro.adam, lambda s: s["param_groups"][0].update(fused=True), "torch.compile"),
+    ("capturable", ro.adam, lambda s: s["param_groups"][0].update(capturable=True), "torch.compile"),
+    ("fused-value", ro.adam, lambda s: s["param_groups"][0].update(fused="yes"), "fused must be"),
     ("bad-beta", ro.adam, lambda s: s["param_groups"][0].update(betas=(1.5, 0.999)), "beta1"),
     ("not-a-dict", ro.adam, lambda s: s.pop("state"), "state"),
 ]
@@ -231,8 +220,9 @@ PRESETS_WITH_TORCH = {
 
 
 @pytest.mark.parametrize("name", list(PRESETS_WITH_TORCH))
-@pytest.mark.parametrize("keyword", ["fused", "capturable", "differentiable"])
+@pytest.mark.parametrize("keyword", ["capturable", "differentiable"])
 def test_unsupported_torch_keywords_say_what_to_use(name: str, keyword: str) -> None:
+    """(``fused=True``: tests/optim/test_optim_fused.py.)"""
     preset: Callable[..., ro.ChainOptimizer] = getattr(ro, name)
     preset(random_tensors(torch.float32), **{keyword: False})  # the torch default is accepted
     with pytest.raises(UnsupportedError, match=rf"{keyword}=True .*torch\.(compile|func)"):

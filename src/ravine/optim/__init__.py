@@ -29,7 +29,9 @@ already taken (0 first, as torch's LR schedulers); ``schedule.table(n)`` → flo
 computed on demand from state. NaN/Inf gradients raise :class:`~ravine.errors.NonFiniteError` before any
 change (``nonfinite="skip"`` skips and counts). Presets ``sgd, momentum, adagrad, rmsprop, adam, adamw,
 radam`` and ``nadam, adamax, adadelta, rprop, adafactor, muon`` take torch.optim's argument names, defaults and keywords
-(``maximize``, ``foreach``; ``fused``/``capturable``/``differentiable`` refused with what to use instead) and
+(``maximize``, ``foreach``; ``fused=True`` on adam, adamw, sgd, momentum and adagrad runs torch's own fused
+CPU kernel on the same state (:mod:`ravine.optim._fused`) and is refused elsewhere;
+``capturable``/``differentiable`` refused with what to use instead) and
 match torch.optim to rtol 1e-5 (float32); ``lion`` follows Chen et al. 2023. More parts: NAdam, Adamax,
 Adadelta, Lion, Rprop, Adafactor (factored σ_t), MuonMomentum + NewtonSchulz (orthogonalised m_t);
 ClipByGlobalNorm, ClipByValue, AdaptiveClip (pre-clip norm kept); MultiSteps;

@@ -9,8 +9,11 @@ arguments. A :class:`~ravine.optim.Lambda` schedule holds code: it is stored by 
 and, on load, must match the function of the optimizer loading it.
 
 **torch.optim states.** A state saved by torch's optimizer of the same rule loads exactly; the step count,
-the state tensors and every group key carry over (``maximize`` and ``foreach`` honoured, ``fused``,
-``capturable`` and ``differentiable`` refused when ``True``):
+the state tensors and every group key carry over (``maximize`` and ``foreach`` honoured; ``fused=True``
+honoured where ravine runs torch's fused kernel — adam, adamw, sgd/momentum, adagrad — and refused
+elsewhere; ``capturable`` and ``differentiable`` refused when ``True``). A state saved by torch's fused
+optimizer is the same state and loads the same way; a loaded group keeps the checkpoint's ``fused``, as in
+torch:
 
 ============  ==============================  =================================================================
 ravine        torch state it maps             notes

@@ -5,8 +5,12 @@ keyword            in ravine
 =================  ==========================================================================================
 ``maximize``       honoured, per group: the rule sees −g (torch's ``grad = -grad``), so the loss is maximised
 ``foreach``        honoured, per group: ``None``/``True`` multi-tensor kernels, ``False`` one parameter at a time
-``fused``          ``None``/``False`` accepted; ``True`` refused: compile the training step instead
-                   (``torch.compile``; ravine's step is compile-friendly and inductor fuses it)
+``fused``          honoured, per group, on adam, adamw, sgd/momentum and adagrad (CPU, real floating
+                   dtypes): ``True`` runs the step through torch's own fused CPU kernel
+                   (:mod:`ravine.optim._fused`; bit-identical to ``torch.optim.X(fused=True)``, same
+                   state); ``None``/``False`` the foreach step. Refused elsewhere (other presets, custom
+                   chains, a group's own ``transform``, complex/non-CPU parameters, ``foreach=True`` with it,
+                   a torch without the CPU kernel), saying what to use instead
 ``capturable``     ``False`` accepted; ``True`` refused: CUDA-graph capture is what
                    ``torch.compile(mode="reduce-overhead")`` does with ravine's tensor step counts
 ``differentiable`` ``False`` accepted; ``True`` refused: ravine's step runs under ``no_grad`` (use
@@ -29,8 +33,6 @@ TORCH_KEYWORDS = ("maximize", "foreach", "fused", "capturable", "differentiable"
 """torch.optim's keywords that every preset (and :class:`~ravine.optim.ChainOptimizer`) takes."""
 
 _INSTEAD = {
-    "fused": "compile the training step instead (torch.compile(train_step)): ravine's step has no graph break "
-    "and inductor fuses its foreach ops into a few kernels",
     "capturable": "CUDA-graph capture is torch.compile(train_step, mode='reduce-overhead'); ravine keeps its "
     "step counts as tensors, so the compiled step needs no host sync",
     "differentiable": "ravine's step runs under torch.no_grad(); differentiate through a functional update "
@@ -62,8 +64,13 @@ def check_torch_keywords(owner: str, group: Mapping[str, Any]) -> None:
     for key in ("maximize",):
         if key in group and not isinstance(group[key], bool):
             raise ConfigError(f"{owner}: {key} must be True or False, got {key}={group[key]!r}")
-    if not any(group.get("foreach") is allowed for allowed in (None, True, False)):
-        raise ConfigError(f"{owner}: foreach must be None, True or False, got foreach={group['foreach']!r}")
+    for key in ("foreach", "fused"):
+        if not any(group.get(key) is allowed for allowed in (None, True, False)):
+            raise ConfigError(f"{owner}: {key} must be None, True or False, got {key}={group[key]!r}")
+    if group.get("fused") is True and group.get("foreach") is True:
+        raise ConfigError(
+            f"{owner}: fused=True and foreach=True cannot be combined (as in torch); pass fused=True alone"
+        )
     for key, instead in _INSTEAD.items():
         value = group.get(key)
         if value is None or value is False:

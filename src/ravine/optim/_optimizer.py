@@ -11,7 +11,9 @@ for NaN/Inf with one fused reduction — by default raise :class:`~ravine.errors
 parameter or state is touched*; with ``nonfinite="skip"`` skip the whole step and count it in
 :attr:`ChainOptimizer.skipped_steps`; (3) per group, η_t = group["lr"] × schedule(step − 1) and the chain's
 fused :meth:`~ravine.optim.Transform.apply` updates state and parameters with ``torch._foreach_*`` ops
-(group ``foreach=False``: the same code one parameter at a time; ``maximize=True``: on −g).
+(group ``foreach=False``: the same code one parameter at a time; ``maximize=True``: on −g; ``fused=True``
+on the presets whose rule torch fuses: torch's own fused CPU kernel on the same state, see
+:mod:`ravine.optim._fused`).
 
 Under ``torch.compile`` the step traces without a graph break (step counts, bias corrections and
 schedules stay tensors: one graph for every step) and the NaN/Inf guard skips inside the graph instead of
@@ -28,7 +30,7 @@ from typing import Any, Literal, TypeAlias, cast, overload
 import torch
 
 from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedError
-from ravine.optim import _checkpoint
+from ravine.optim import _checkpoint, _fused
 from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, held, real_views
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
@@ -66,6 +68,10 @@ class ChainOptimizer(torch.optim.Optimizer):
             :attr:`skipped_steps`; ``"off"``: no check (as torch; NaN then spreads into θ).
         foreach: ``True``/``None`` (default): multi-tensor ``torch._foreach_*`` kernels;
             ``False``: the same rule one parameter at a time.
+        fused: ``True`` runs the step through torch's fused CPU kernel given by ``fused_rule`` (the
+            presets adam, adamw, sgd, momentum and adagrad pass theirs); refused without one.
+        fused_rule: builds a group's :class:`~ravine.optim._fused.FusedRule` (which torch kernel, with
+            which hyper-parameters) from its hyper-parameters; ``None``: ``fused=True`` is refused.
         chunk_bytes: on CPU, run the foreach rule over chunks of about this many parameter bytes so that
             each chunk stays in cache across the rule's ops (default 512 KiB; ``None``: one chunk); a
             parameter over twice this size is cut into flat slices. Results do not depend on it (all
@@ -100,9 +106,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
         chunk_bytes: int | None = 1 << 19,
+        fused_rule: _fused.FusedFactory | None = None,
         name: str = "optimizer",
     ) -> None:
         self._name = name
+        self._fused_factory = fused_rule
         if nonfinite not in ("raise", "skip", "off"):
             raise ConfigError(f"{name}: nonfinite must be 'raise', 'skip' or 'off', got {nonfinite=!r}")
         self.nonfinite: NonFinitePolicy = nonfinite
@@ -173,6 +181,23 @@ class ChainOptimizer(torch.optim.Optimizer):
         parts = transform.transforms if isinstance(transform, Chain) else (transform,)
         eps = [getattr(part, "eps", None) for part in parts]
         check_eps_dtype(self._name, [e for e in eps if isinstance(e, float)], group["params"])
+        if group.get("fused") is True:
+            _fused.check_fusable(self._name, self._fused_rule(group), group["params"])
+
+    def _fused_rule(self, group: Mapping[str, Any]) -> _fused.FusedRule:
+        """The torch fused kernel call of a ``fused=True`` group, or why there is none."""
+        if self._fused_factory is None:
+            raise UnsupportedError(
+                f"{self._name}: fused=True runs torch's fused CPU kernels, which exist for the presets "
+                f"{_fused.FUSED_PRESETS} only; {self._name} has none: drop fused (the default foreach step), "
+                "or torch.compile the training step"
+            )
+        if group.get("transform") is not None:
+            raise UnsupportedError(
+                f"{self._name}: fused=True in a param group with its own transform: torch's fused kernel "
+                f"runs the preset's rule only; drop fused in that group (its transform then runs foreach)"
+            )
+        return self._fused_factory(group)
 
     def _plan(self, group: Mapping[str, Any]) -> tuple[Transform, Schedule | None]:
         if not torch.compiler.is_compiling():
@@ -291,27 +316,17 @@ class ChainOptimizer(torch.optim.Optimizer):
     def _step_group(
         self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
     ) -> None:
+        if group.get("fused") is True:
+            self._step_fused(group, params, grads)
+            return
         transform = self._ensure_state(group, params)
         keys = transform.state_keys()
         states = [self.state[p] for p in params]
-        steps = [entry["step"] for entry in states]
-        torch._foreach_add_(steps, 1.0)
+        torch._foreach_add_([entry["step"] for entry in states], 1.0)
         if group.get("maximize"):
             grads = list(torch._foreach_neg(grads))
-        counts = [int(c) for c in torch.stack(steps).tolist()] if len(steps) > 1 else [int(steps[0].item())]
-        first = counts[0]
-        if all(c == first for c in counts):
-            buckets = [(first, params, grads, states)]
-        else:
-            by_step: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]] = {}
-            for p, g, entry, c in zip(params, grads, states, counts, strict=True):
-                bucket = by_step.setdefault(c, ([], [], []))
-                bucket[0].append(p)
-                bucket[1].append(g)
-                bucket[2].append(entry)
-            buckets = [(s, ps, gs, es) for s, (ps, gs, es) in by_step.items()]
         foreach = group.get("foreach") is not False
-        for step, whole_ps, whole_gs, whole_es in buckets:
+        for step, whole_ps, whole_gs, whole_es in _by_count(params, grads, states):
             ps, gs, es = real_views(whole_ps, whole_gs, whole_es, keys)
             lr = self.learning_rate(group, step)
             if foreach:
@@ -322,6 +337,32 @@ class ChainOptimizer(torch.optim.Optimizer):
             else:
                 for p, g, entry in zip(ps, gs, es, strict=True):
                     transform.apply([g], {key: [entry[key]] for key in keys}, [p], step=step, lr=lr)
+
+    def _step_fused(
+        self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
+    ) -> None:
+        """A ``fused=True`` group's update: torch's fused kernel per (update count, dtype) on the state."""
+        rule = self._fused_rule(group)
+        self._ensure_state(group, params)
+        states = [self.state[p] for p in params]
+        torch._foreach_add_([entry["step"] for entry in states], 1.0)  # torch counts before its kernel
+        maximize = bool(group.get("maximize"))
+        for count, ps, gs, es in _by_count(params, grads, states):
+            lr = self.learning_rate(group, count) if rule.schedules_lr else float(group["lr"])
+            dtypes = {p.dtype for p in ps}
+            for dtype in dtypes:
+                same = (
+                    [i for i, p in enumerate(ps) if p.dtype == dtype] if len(dtypes) > 1 else range(len(ps))
+                )
+                rule.run(
+                    [ps[i] for i in same],
+                    [gs[i] for i in same],
+                    {key: [es[i][key] for i in same] for key in rule.state_keys},
+                    [es[i]["step"] for i in same],
+                    lr=lr,
+                    maximize=maximize,
+                    first_step=count == 1,
+                )
 
     def _step_traced(self, work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]) -> None:
         """The step under ``torch.compile``: tensor step counts, per-parameter rule, in-graph finite guard."""
@@ -504,3 +545,24 @@ class ChainOptimizer(torch.optim.Optimizer):
             lines.append(f"  group {i}: lr={group['lr']}, transform={transform!r}, schedule={schedule!r}")
         lines.append(")")
         return "\n".join(lines)
+
+
+Bucket = tuple[int, list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]
+
+
+def _by_count(
+    params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[Any, Any]]
+) -> list[Bucket]:
+    """The parameters (with their gradients and state) grouped by update count, this update included."""
+    steps = [entry["step"] for entry in states]
+    counts = [int(c) for c in torch.stack(steps).tolist()] if len(steps) > 1 else [int(steps[0].item())]
+    first = counts[0]
+    if all(c == first for c in counts):
+        return [(first, params, grads, states)]
+    by_step: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]] = {}
+    for p, g, entry, c in zip(params, grads, states, counts, strict=True):
+        bucket = by_step.setdefault(c, ([], [], []))
+        bucket[0].append(p)
+        bucket[1].append(g)
+        bucket[2].append(entry)
+    return [(s, ps, gs, es) for s, (ps, gs, es) in by_step.items()]

@@ -47,6 +47,7 @@ import torch
 
 from ravine._validate import check_nonnegative
 from ravine.errors import ConfigError
+from ravine.optim import _fused
 from ravine.optim._optimizer import ChainOptimizer, NonFinitePolicy
 from ravine.optim._preconditioners import AdagradMean, AdagradSum, Adam, RAdam, RMSProp
 from ravine.optim._schedules import InverseTimeDecay, Schedule
@@ -167,6 +168,7 @@ def sgd(  # noqa: PLR0917 (torch.optim's positional signature)
         fused=fused,
         capturable=capturable,
         differentiable=differentiable,
+        fused_rule=_fused.sgd,
         name="sgd",
     )
 
@@ -244,6 +246,7 @@ def adagrad(  # noqa: PLR0917 (torch.optim's positional signature)
         fused=fused,
         capturable=capturable,
         differentiable=differentiable,
+        fused_rule=_fused.adagrad,
         name="adagrad",
     )
 
@@ -326,6 +329,7 @@ def adam(  # noqa: PLR0917 (torch.optim's positional signature)
         fused=fused,
         capturable=capturable,
         differentiable=differentiable,
+        fused_rule=_fused.adam,
         name="adam",
     )
 
@@ -366,6 +370,7 @@ def adamw(  # noqa: PLR0917 (torch.optim's positional signature)
         fused=fused,
         capturable=capturable,
         differentiable=differentiable,
+        fused_rule=_fused.adam,
         name="adamw",
     )
 
