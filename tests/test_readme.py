@@ -6,7 +6,7 @@ import importlib
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
@@ -138,6 +138,8 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             namespace["hf_model"] = _HFRegression(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)))
             namespace["train_dataset"] = [{"x": xi, "labels": yi} for xi, yi in zip(x, y, strict=True)]
         exec(compile(block, str(README), "exec"), namespace)
+        if "inject_hyperparams" in block:
+            namespace["injected"] = cast(ro.ChainOptimizer, namespace["optimizer"]).hyperparams()
         if (
             "ravine.Monitor(" in block
         ):  # the Monitor example builds its own model and data: later ones use ours
@@ -145,6 +147,7 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         if "RavineMonitorCallback" in block or "RavineTrainerCallback" in block:
             callback: Any = namespace["callback"]
             assert callback.monitor is not None and len(callback.monitor.history) > 0
+    assert namespace["injected"] == {"0.max_norm": 1.0, "1.beta2": 0.95}  # the optimizer example's comment
     monitor = namespace["monitor"]
     assert isinstance(monitor, ravine.Monitor)
     top = namespace["top"]  # the Hugging Face example's, the last to set it

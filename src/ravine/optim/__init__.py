@@ -35,7 +35,9 @@ CPU kernel on the same state (:mod:`ravine.optim._fused`) and is refused elsewhe
 match torch.optim to rtol 1e-5 (float32); ``lion`` follows Chen et al. 2023. More parts: NAdam, Adamax,
 Adadelta, Lion, Rprop, Adafactor (factored σ_t), MuonMomentum + NewtonSchulz (orthogonalised m_t);
 ClipByGlobalNorm, ClipByValue, AdaptiveClip (pre-clip norm kept); MultiSteps;
-weight-decay masks (``mask="matrices"``, :func:`weight_decay_groups`). ``state_dict()`` is plain data
+weight-decay masks (``mask="matrices"``, :func:`weight_decay_groups`); :func:`inject_hyperparams` (optax's:
+any numeric hyper-parameter of a rule as a constant the user may change mid-run, ``set_hyperparams``, or a
+:class:`Schedule` of the step; saved in ``state_dict()``). ``state_dict()`` is plain data
 (``torch.load(weights_only=True)``); complex parameters are updated as torch does (``view_as_real``).
 
 Example:
@@ -57,6 +59,7 @@ from ravine.optim._accumulate import MultiSteps
 from ravine.optim._adaptive import Adadelta, Adamax, NAdam
 from ravine.optim._clipping import AdaptiveClip, ClipByGlobalNorm, ClipByValue
 from ravine.optim._factored import Adafactor
+from ravine.optim._inject import InjectHyperparams, inject_hyperparams
 from ravine.optim._masks import weight_decay_groups
 from ravine.optim._optimizer import (
     ChainOptimizer,
@@ -123,6 +126,7 @@ __all__ = [
     "EmaMomentum",
     "ExponentialDecay",
     "Identity",
+    "InjectHyperparams",
     "InverseSqrtDecay",
     "InverseTimeDecay",
     "Lambda",
@@ -157,6 +161,7 @@ __all__ = [
     "adamax",
     "adamw",
     "chain",
+    "inject_hyperparams",
     "lion",
     "momentum",
     "muon",

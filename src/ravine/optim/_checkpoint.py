@@ -117,6 +117,8 @@ def rebuild(value: Any, *, current: Any = None, where: str = "load_state_dict") 
         return tuple(rebuild(v, where=where) for v in value)
     if isinstance(value, list):
         return [rebuild(v, where=where) for v in value]
+    if isinstance(value, dict):  # e.g. inject_hyperparams' name -> constant or schedule
+        return {k: rebuild(v, where=where) for k, v in value.items()}
     return value
 
 

@@ -29,8 +29,8 @@ from typing import Any, Literal, TypeAlias, cast, overload
 
 import torch
 
-from ravine.errors import ConfigError, DataError, NonFiniteError, UnsupportedError
-from ravine.optim import _checkpoint, _fused
+from ravine.errors import ConfigError, DataError, NonFiniteError, RavineError, UnsupportedError
+from ravine.optim import _checkpoint, _fused, _inject
 from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, held, real_views
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
@@ -45,8 +45,9 @@ TransformFactory: TypeAlias = Callable[[Mapping[str, Any]], Transform]
 ScheduleFactory: TypeAlias = Callable[[Mapping[str, Any]], Schedule | None]
 NonFinitePolicy: TypeAlias = Literal["raise", "skip", "off"]
 
-_NOT_RULE = frozenset({"params", "lr", "initial_lr", "param_names", *TORCH_KEYWORDS})
-"""Group keys that do not change the transform or schedule (left out of the plan cache's key)."""
+_NOT_RULE = frozenset({"params", "lr", "initial_lr", "param_names", "hyperparams", *TORCH_KEYWORDS})
+"""Group keys that do not change the transform or schedule (left out of the plan cache's key); a group's
+injected ``"hyperparams"`` are read at each update (:func:`ravine.optim._inject.resolve`)."""
 _PLAN_CACHE = 64
 """Most (transform, schedule) plans kept: OneCycleLR/CyclicLR edit betas/momentum every step."""
 
@@ -168,6 +169,9 @@ class ChainOptimizer(torch.optim.Optimizer):
                     )
                 if p.is_sparse:
                     raise UnsupportedError(f"{self._name}: sparse parameters are not supported")
+            transform = self._plan(group)[0]
+            if isinstance(transform, _inject.InjectHyperparams):  # each group its own values (like "lr")
+                group["hyperparams"] = dict(group.get("hyperparams", transform.constants()))
             self._check_group(group)
         except Exception:
             self.param_groups.pop()
@@ -178,11 +182,22 @@ class ChainOptimizer(torch.optim.Optimizer):
         check_torch_keywords(self._name, group)
         transform, _ = self._plan(group)
         transform.check_params(self._name, group["params"])
-        parts = transform.transforms if isinstance(transform, Chain) else (transform,)
-        eps = [getattr(part, "eps", None) for part in parts]
-        check_eps_dtype(self._name, [e for e in eps if isinstance(e, float)], group["params"])
+        if isinstance(transform, _inject.InjectHyperparams):
+            if "hyperparams" in group:
+                transform.check_current(group["hyperparams"], self._name)
+        elif "hyperparams" in group:
+            raise ConfigError(
+                f"{self._name}: this group has 'hyperparams' but its rule {transform!r} injects none; "
+                "build the rule with ravine.optim.inject_hyperparams(...)"
+            )
+        self._check_eps(_inject.resolve(transform, group, 1), group["params"])
         if group.get("fused") is True:
             _fused.check_fusable(self._name, self._fused_rule(group), group["params"])
+
+    def _check_eps(self, rule: Transform, params: Iterable[torch.Tensor]) -> None:
+        parts = rule.transforms if isinstance(rule, Chain) else (rule,)
+        eps = [getattr(part, "eps", None) for part in parts]
+        check_eps_dtype(self._name, [e for e in eps if isinstance(e, float)], params)
 
     def _fused_rule(self, group: Mapping[str, Any]) -> _fused.FusedRule:
         """The torch fused kernel call of a ``fused=True`` group, or why there is none."""
@@ -285,19 +300,26 @@ class ChainOptimizer(torch.optim.Optimizer):
                 if params:
                     work.append((group, params, grads))
             if torch.compiler.is_compiling():
-                self._step_traced(work)
+                if any(_inject.steps_in_python(self._plan(group)[0]) for group, _, _ in work):
+                    _eager_step(self, work)  # a graph break: the step runs eagerly, nothing recompiles
+                else:
+                    self._step_traced(work)
                 return loss
-            if self.nonfinite != "off" and not all_finite([g for _, _, gs in work for g in gs]):
-                if self.nonfinite == "skip":
-                    self._skipped += 1
-                    return loss
-                raise NonFiniteError(
-                    f"{self._name}: a gradient contains NaN or Inf; no parameter or state was changed. "
-                    "Lower the learning rate, clip gradients, or pass nonfinite='skip' to skip such steps"
-                )
-            for group, params, grads in work:
-                self._step_group(group, params, grads)
+            self._step_eager(work)
         return loss
+
+    def _step_eager(self, work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]) -> None:
+        """The eager step: the finite check over all groups, then each group's update."""
+        if self.nonfinite != "off" and not all_finite([g for _, _, gs in work for g in gs]):
+            if self.nonfinite == "skip":
+                self._skipped += 1
+                return
+            raise NonFiniteError(
+                f"{self._name}: a gradient contains NaN or Inf; no parameter or state was changed. "
+                "Lower the learning rate, clip gradients, or pass nonfinite='skip' to skip such steps"
+            )
+        for group, params, grads in work:
+            self._step_group(group, params, grads)
 
     def _ensure_state(self, group: Mapping[str, Any], params: list[torch.Tensor]) -> Transform:
         """The group's transform, after creating the state of parameters that have none."""
@@ -326,17 +348,24 @@ class ChainOptimizer(torch.optim.Optimizer):
         if group.get("maximize"):
             grads = list(torch._foreach_neg(grads))
         foreach = group.get("foreach") is not False
-        for step, whole_ps, whole_gs, whole_es in _by_count(params, grads, states):
+        buckets = _by_count(params, grads, states)
+        try:  # an injected value the rule refuses raises before this group changes
+            rules = {step: _inject.resolve(transform, group, step) for step, _, _, _ in buckets}
+        except RavineError:
+            torch._foreach_sub_([entry["step"] for entry in states], 1.0)
+            raise
+        for step, whole_ps, whole_gs, whole_es in buckets:
             ps, gs, es = real_views(whole_ps, whole_gs, whole_es, keys)
             lr = self.learning_rate(group, step)
+            rule = rules[step]
             if foreach:
                 for chunk_grads, state, chunk_params in chunk_plan(
                     ps, gs, es, keys, self.chunk_bytes, scope=transform.scope
                 ):
-                    transform.apply(chunk_grads, state, chunk_params, step=step, lr=lr)
+                    rule.apply(chunk_grads, state, chunk_params, step=step, lr=lr)
             else:
                 for p, g, entry in zip(ps, gs, es, strict=True):
-                    transform.apply([g], {key: [entry[key]] for key in keys}, [p], step=step, lr=lr)
+                    rule.apply([g], {key: [entry[key]] for key in keys}, [p], step=step, lr=lr)
 
     def _step_fused(
         self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
@@ -390,7 +419,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                 step = entries[lo]["step"].to(torch.float64)
                 lr = self.learning_rate(group, step)
                 state = {key: [held(entry, key) for entry in es[lo:hi]] for key in keys}
-                transform.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
+                rule = _inject.resolve(transform, group, step)
+                rule.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
         if guarded:
             for current, old in zip(touched, saved, strict=True):
                 current.copy_(torch.where(ok, current, old))
@@ -425,7 +455,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         lr = self.learning_rate(group, step)
         state = {key: [held(entry, key)] for key in transform.state_keys()}
         with torch.no_grad():
-            sigma = transform.denominator(state, step=step)
+            sigma = _inject.resolve(transform, group, step).denominator(state, step=step)
             if sigma is None:
                 return torch.full_like(param, float(lr)).detach()
             return lr / sigma[0]
@@ -449,6 +479,67 @@ class ChainOptimizer(torch.optim.Optimizer):
     def defines_effective_lr(self, group: Mapping[str, Any]) -> bool:
         """Whether :meth:`effective_lr` is defined for ``group``'s rule (not for sign rules, e.g. Lion)."""
         return self._plan(group)[0].defines_effective_lr
+
+    # ------------------------------------------------------------------------- injected hyper-parameters
+    def _injected(self, index: int) -> tuple[_inject.InjectHyperparams, dict[str, Any], int]:
+        """Group ``index``'s injecting rule, the group, and its last update count (0 before any)."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.param_groups):
+            raise ConfigError(
+                f"{self._name}: group must be an index in [0, {len(self.param_groups)}), got group={index!r}"
+            )
+        group = self.param_groups[index]
+        transform, _ = self._plan(group)
+        if not isinstance(transform, _inject.InjectHyperparams):
+            raise ConfigError(
+                f"{self._name}: param group {index} runs {transform!r}, which injects no hyper-parameters; "
+                "build the optimizer with ravine.optim.inject_hyperparams(rule, ...) as its transform"
+            )
+        steps = [int(self.state[p]["step"]) for p in group["params"] if "step" in self.state.get(p, {})]
+        return transform, group, max(steps, default=0)
+
+    def hyperparams(self, group: int = 0) -> dict[str, float | int]:
+        """The injected hyper-parameters of param group ``group`` (full name → value) as its last update
+        used them, scheduled ones included (before any update: the values of the first). A new dict."""
+        transform, entry, step = self._injected(group)
+        return transform.values(max(step, 1), entry.get("hyperparams"))
+
+    def set_hyperparams(
+        self,
+        values: Mapping[str, float | int] | None = None,
+        /,
+        *,
+        group: int | None = None,
+        **named: float | int,
+    ) -> None:
+        """Change injected constants from the next update on (optax's ``state.hyperparams[name] = value``).
+
+        Args:
+            values: full or unique-suffix name → number (for full names such as ``"2.beta2"``).
+            group: the param group; ``None``: every group whose rule injects them.
+            **named: name → number, e.g. ``beta2=0.95``.
+
+        Raises:
+            ConfigError: no such injected constant (a scheduled one is refused: the schedule would overwrite
+                it), a value that is not a number, or one the rule refuses (checked as a constructor checks
+                its arguments, and ε against the parameters' dtype); nothing changes then.
+        """
+        updates = {**(values or {}), **named}
+        indices = range(len(self.param_groups)) if group is None else [group]
+        candidates = [
+            i
+            for i in indices
+            if group is not None or isinstance(self._plan(self.param_groups[i])[0], _inject.InjectHyperparams)
+        ]
+        if not candidates:
+            self._injected(0)  # raises: no group injects
+        planned = []
+        for i in candidates:  # every group checked before any changes
+            transform, entry, step = self._injected(i)
+            current = transform.written(entry.get("hyperparams"), updates, self._name)
+            self._check_eps(transform.at(step + 1, current), entry["params"])
+            planned.append((entry, current))
+        for entry, current in planned:
+            entry["hyperparams"] = current
 
     def momentum_buffer(self, param: torch.Tensor) -> torch.Tensor | None:
         """A copy of the momentum buffer m_t of ``param`` (``exp_avg`` / ``momentum_buffer``), or ``None``."""
@@ -474,7 +565,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         """
         state = super().state_dict()
         for group in state["param_groups"]:
-            for key in ("transform", "schedule"):
+            for key in ("transform", "schedule", "hyperparams"):  # hyperparams: a copy, not the live dict
                 if key in group:
                     group[key] = _checkpoint.describe(group[key])
         state["ravine"] = {"skipped_steps": self.skipped_steps}
@@ -566,3 +657,22 @@ def _by_count(
         bucket[1].append(g)
         bucket[2].append(entry)
     return [(s, ps, gs, es) for s, (ps, gs, es) in by_step.items()]
+
+
+def _eager_step_outside_the_graph(
+    optimizer: ChainOptimizer, work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]
+) -> None:
+    """:meth:`ChainOptimizer._step_eager` outside the graph, for a rule that needs the step count as a Python
+    number (a scheduled injected hyper-parameter): dynamo breaks the graph here and runs it eagerly."""
+    with torch.no_grad():
+        optimizer._step_eager(work)
+
+
+_eager_step: Callable[
+    [ChainOptimizer, list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]], None
+] = torch.compiler.disable(
+    _eager_step_outside_the_graph,
+    reason="ravine.optim: a scheduled injected hyper-parameter needs the step count as a Python number, so "
+    "the optimizer step runs eagerly (one graph break); for fullgraph=True inject it as a constant and "
+    "write each value with optimizer.set_hyperparams(...)",
+)
