@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import io
 import math
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +13,12 @@ import torch
 import torch._dynamo
 import torch._dynamo.testing
 import torch._dynamo.utils
-from _helpers import make_mlp, random_tensors
+from _helpers import make_mlp, random_tensors, weights_only_copy
 
 import ravine.optim as ro
 from ravine.errors import ConfigError, DataError
 from ravine.optim import _checkpoint
-from ravine.optim._inject import _Leaf, _rebuilt, _walk
+from ravine.optim._inject import _numeric, _rebuilt
 
 STEPS = 220
 BETA1 = ro.Sequential(
@@ -139,14 +138,6 @@ def test_written_values_are_per_group() -> None:
     assert opt.hyperparams(0) == opt.hyperparams(1) == {"beta2": 0.95}
 
 
-def _weights_only(state: dict[str, Any]) -> dict[str, Any]:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    loaded: dict[str, Any] = torch.load(buffer, weights_only=True)
-    return loaded
-
-
 def _injected_opt(model: torch.nn.Module) -> ro.ChainOptimizer:
     rule = ro.inject_hyperparams(
         ro.chain(ro.ClipByGlobalNorm(1.0), ro.WeightDecay(1e-3), ro.Adam(amsgrad=True)),
@@ -161,7 +152,7 @@ def test_checkpoint_round_trips_with_weights_only_and_resumes_bit_identically() 
     model, x, y = _problem()
     opt = _injected_opt(model)
     _train(opt, model, x, y, 8, before=lambda t: opt.set_hyperparams(beta2=0.99) if t == 4 else None)
-    saved = _weights_only(opt.state_dict())
+    saved = weights_only_copy(opt.state_dict())
     assert saved["param_groups"][0]["hyperparams"] == {"2.beta1": 0.9, "2.beta2": 0.99}
     assert saved["param_groups"][0]["transform"]["ravine"] == "InjectHyperparams"
     twin = copy.deepcopy(model)
@@ -198,7 +189,7 @@ def test_the_live_dict_is_not_shared_with_a_state_dict() -> None:
 )
 def test_load_refuses_hyperparams_that_do_not_fit(edit: Callable[[dict[str, Any]], None], match: str) -> None:
     opt = _injected_opt(make_mlp(torch.float32))
-    saved = _weights_only(opt.state_dict())
+    saved = weights_only_copy(opt.state_dict())
     edit(saved["param_groups"][0])
     before = opt.hyperparams()
     with pytest.raises(ConfigError, match=match):
@@ -208,7 +199,7 @@ def test_load_refuses_hyperparams_that_do_not_fit(edit: Callable[[dict[str, Any]
 
 def test_load_refuses_an_injected_checkpoint_for_a_plain_rule_and_a_bad_description() -> None:
     model = make_mlp(torch.float32)
-    saved = _weights_only(_injected_opt(model).state_dict())
+    saved = weights_only_copy(_injected_opt(model).state_dict())
     plain = ro.ChainOptimizer(model.parameters(), ro.Adam(), lr=1e-2, schedule=ro.LinearWarmup(5))
     with pytest.raises(DataError, match="hyperparams"):
         plain.load_state_dict(saved)
@@ -373,8 +364,7 @@ def test_every_part_rebuilt_by_copy_equals_its_constructor(cls: type[ro.Transfor
     part = _EXAMPLES[cls.__name__]() if cls.__name__ in _EXAMPLES else cls()
     if isinstance(part, ro.InjectHyperparams):
         return
-    leaves: dict[str, _Leaf] = {}
-    _walk(part, (), leaves, {})
+    leaves, _ = _numeric(part)
     for leaf in leaves.values():
         candidates = [leaf.value + 1] if leaf.integer else [leaf.value * 0.99, leaf.value * 1.01, 0.5]
         for value in candidates:

@@ -43,6 +43,7 @@ an unknown group key).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -54,7 +55,15 @@ from ravine.errors import ConfigError, DataError
 from ravine.optim._schedules import Lambda, Schedule
 from ravine.optim._transforms import Transform
 
-__all__ = ["check_loaded_state", "describe", "expected_state", "loaded_group", "normalize_step", "rebuild"]
+__all__ = [
+    "call_with_fields",
+    "check_loaded_state",
+    "describe",
+    "expected_state",
+    "loaded_group",
+    "normalize_step",
+    "rebuild",
+]
 
 _TAG = "ravine"
 
@@ -122,22 +131,32 @@ def rebuild(value: Any, *, current: Any = None, where: str = "load_state_dict") 
     return value
 
 
-def _construct(cls: type, args: dict[str, Any], where: str) -> Any:
-    """``cls`` from its stored fields, through its constructor (so the values are validated again)."""
-    parameters = inspect.signature(cls).parameters
+@functools.lru_cache(maxsize=64)
+def _signature(cls: type) -> inspect.Signature:
+    return inspect.signature(cls)
+
+
+def call_with_fields(cls: type, fields: Mapping[str, Any]) -> Any:
+    """``cls(...)`` called with the fields named like its constructor's parameters (positional-only and
+    ``*args`` ones passed by position); the constructor validates them as fresh arguments."""
     positional: list[Any] = []
     keywords: dict[str, Any] = {}
-    for name, parameter in parameters.items():
-        if name not in args:
+    for name, parameter in _signature(cls).parameters.items():
+        if name not in fields:
             continue
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            positional.extend(args[name])
+            positional.extend(fields[name])
         elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
-            positional.append(args[name])
+            positional.append(fields[name])
         else:
-            keywords[name] = args[name]
+            keywords[name] = fields[name]
+    return cls(*positional, **keywords)
+
+
+def _construct(cls: type, args: dict[str, Any], where: str) -> Any:
+    """``cls`` from its stored fields, through its constructor (so the values are validated again)."""
     try:
-        built = cls(*positional, **keywords)
+        built = call_with_fields(cls, args)
     except TypeError as error:
         raise DataError(f"{where}: cannot rebuild {cls.__name__} from {args!r}: {error}") from None
     stored = describe(args)

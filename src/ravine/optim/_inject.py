@@ -50,8 +50,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -61,6 +59,7 @@ from typing import Any, TypeAlias
 import torch
 
 from ravine.errors import ConfigError, RavineError, UnsupportedError
+from ravine.optim._checkpoint import call_with_fields
 from ravine.optim._scalars import Scalar
 from ravine.optim._schedules import Schedule
 from ravine.optim._transforms import Chain, Transform, TransformState, _torch_rounding
@@ -117,25 +116,19 @@ def _walk(node: Any, path: tuple[str, ...], found: dict[str, _Leaf], flags: dict
         flags[".".join(path)] = _KINDS.get(type(node), type(node).__name__)
 
 
-@functools.lru_cache(maxsize=64)
-def _signature(cls: type) -> inspect.Signature:
-    return inspect.signature(cls)
+def _numeric(rule: object) -> tuple[dict[str, _Leaf], dict[str, str]]:
+    """The numeric hyper-parameters of ``rule`` by full name, and (for the messages) its flags and strings."""
+    if not isinstance(rule, Transform):
+        raise ConfigError(f"{_OWNER}: the rule must be a ravine Transform, got {rule!r}")
+    leaves: dict[str, _Leaf] = {}
+    flags: dict[str, str] = {}
+    _walk(rule, (), leaves, flags)
+    return leaves, flags
 
 
 def _construct(cls: type, attrs: Mapping[str, Any]) -> Transform:
     """``cls`` built from its public attributes through its constructor (the values are validated again)."""
-    positional: list[Any] = []
-    keywords: dict[str, Any] = {}
-    for name, parameter in _signature(cls).parameters.items():
-        if name not in attrs:
-            continue
-        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            positional.extend(attrs[name])
-        elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
-            positional.append(attrs[name])
-        else:
-            keywords[name] = attrs[name]
-    built = cls(*positional, **keywords)
+    built = call_with_fields(cls, attrs)
     if not isinstance(built, Transform):
         raise ConfigError(f"{_OWNER}: {cls.__name__}(...) did not build a Transform")
     return built
@@ -247,14 +240,9 @@ class InjectHyperparams(Transform):
     """
 
     def __init__(self, inner: Transform, hyperparams: Mapping[str, HyperValue]) -> None:
-        candidate: object = inner
-        if not isinstance(candidate, Transform):
-            raise ConfigError(f"{_OWNER}: the rule must be a ravine Transform, got {candidate!r}")
         if not isinstance(hyperparams, Mapping):
             raise ConfigError(f"{_OWNER}: hyperparams must be a dict of name -> value, got {hyperparams!r}")
-        leaves: dict[str, _Leaf] = {}
-        flags: dict[str, str] = {}
-        _walk(inner, (), leaves, flags)
+        leaves, flags = _numeric(inner)
         chosen: dict[str, HyperValue] = {}
         for given, value in hyperparams.items():
             name = _canonical(given, leaves, flags, inner)
@@ -472,12 +460,7 @@ def inject_hyperparams(transform: Transform, /, *names: str, **values: HyperValu
         >>> rule.hyperparams
         {'1.eps': 1e-08, '0.max_norm': CosineDecay(t_max=100, lr=1.0, eta_min=0.0)}
     """
-    candidate: object = transform
-    if not isinstance(candidate, Transform):
-        raise ConfigError(f"{_OWNER}: the rule must be a ravine Transform, got {candidate!r}")
-    leaves: dict[str, _Leaf] = {}
-    flags: dict[str, str] = {}
-    _walk(transform, (), leaves, flags)
+    leaves, flags = _numeric(transform)
     chosen: dict[str, HyperValue] = {}
     if not names and not values:
         chosen = {name: leaf.value for name, leaf in leaves.items() if not leaf.integer}
