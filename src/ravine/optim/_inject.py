@@ -18,21 +18,27 @@ index in a chain (``"2.beta1"``), by ``"inner."`` inside :class:`~ravine.optim.M
 index in a tuple (Rprop's ``"etas.0"``). A suffix that names one hyper-parameter only is enough
 (``"beta1"`` for ``"2.beta1"``); an ambiguous or unknown name is refused with the valid ones listed. Flags and
 strings (``amsgrad``, ``nesterov``, ``mask``) are structure, not numbers: they cannot be injected, and integer
-ones (``ns_steps``, ``every``) only as constants (a schedule gives floats).
+ones (``ns_steps``, ``every``) only as constants (a schedule gives floats). A hyper-parameter that only sets
+the initial state (AdagradSum's ``initial_accumulator_value``) reaches only parameters whose state is created
+after the change.
 
-**What runs.** At each update the rule is rebuilt *through its constructors* with the current values
-(validated as fresh arguments, so a schedule that leaves a part's range raises
-:class:`~ravine.errors.ConfigError` naming the update, before that group changes) and runs its own code, so
-the result is bit-identical to the same rule built by hand with those values. Unchanged parts are reused;
-the last few builds are kept (a small bounded memo: a value that changes every step never grows it). The
+**What runs.** At each update the rule runs as built with the current values: the parts that hold a changed
+value are rebuilt *through their constructors* (validated as fresh arguments, so a schedule that leaves a
+part's range raises :class:`~ravine.errors.ConfigError` naming the update, before that group changes), the
+others reused, the chain joined as ``chain()`` joins it; so the result is bit-identical to the same rule
+built by hand with those values. The last 8 builds are kept by their values (a bounded memo: a value that
+changes every step never grows it). The
 wrapped rule keeps the inner rule's state keys, so checkpoints of the parameters' state are the inner rule's.
 
 **torch.compile.** Constants, written or not, trace into the graph; dynamo specialises a float on its first
-value and makes it dynamic at its first change, so writes cost one recompile in all, not one per value.
+value and makes it dynamic at its first change, so each injected constant costs at most one recompile (at its
+first change), however often it is written.
 A *schedule* needs the step count as a Python number, which the compiled step keeps as a tensor (so that
 steps do not recompile): with a scheduled hyper-parameter the compiled optimizer step runs eagerly instead
 (one graph break per step, no recompiles, the same numbers); ``fullgraph=True`` then refuses, with the
-way out: inject it as a constant and write each step's value with ``set_hyperparams``.
+way out: inject it as a constant and write each step's value with ``set_hyperparams``. Under compile, write
+through ``set_hyperparams`` (checked there): a value put into ``group["hyperparams"]`` by hand is checked
+only by eager steps.
 
 Example:
     >>> import torch

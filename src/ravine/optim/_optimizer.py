@@ -18,6 +18,10 @@ on the presets whose rule torch fuses: torch's own fused CPU kernel on the same 
 Under ``torch.compile`` the step traces without a graph break (step counts, bias corrections and
 schedules stay tensors: one graph for every step) and the NaN/Inf guard skips inside the graph instead of
 raising (see :meth:`ChainOptimizer.step`).
+
+A rule built with :func:`~ravine.optim.inject_hyperparams` runs, at each update, as built with the group's
+current values: ``group["hyperparams"]`` (its constants, written with :meth:`ChainOptimizer.set_hyperparams`)
+and its schedules at that update (:mod:`ravine.optim._inject`).
 """
 
 from __future__ import annotations
