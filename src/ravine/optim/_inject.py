@@ -13,6 +13,11 @@ included) so that the named numeric hyper-parameters of its parts are no longer 
   ``load_state_dict()`` restores and re-validates them (``torch.load(weights_only=True)`` reads it);
 * with no names at all, every float hyper-parameter of the rule is injected at its current value.
 
+The learning rate is not a part's hyper-parameter: it stays ``group["lr"]`` × ``schedule=`` (torch's LR
+schedulers write ``group["lr"]``). The presets (``ro.adam(...)``, ...) build their rule from group keys that
+can already be written torch's way (``group["betas"] = (0.9, 0.95)``); to schedule one of a preset's settings,
+build its rule from the parts and inject into that.
+
 **Names.** A part's own attribute (``"beta1"``, ``"max_norm"``, ``"weight_decay"``), prefixed by the part's
 index in a chain (``"2.beta1"``), by ``"inner."`` inside :class:`~ravine.optim.MultiSteps`, and by an element
 index in a tuple (Rprop's ``"etas.0"``). A suffix that names one hyper-parameter only is enough
