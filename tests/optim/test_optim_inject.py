@@ -216,6 +216,12 @@ def test_injected_constants_equal_the_rule_built_with_them() -> None:
     assert rule.state_keys() == ro.Adam().state_keys()
     state = rule.init(params)
     assert set(state) == {"exp_avg", "exp_avg_sq"}
+    twin, twin_state = [p.detach().clone() for p in params], ro.Adam(beta2=0.99, eps=1e-6).init(params)
+    grads = [torch.sin(p.detach()) for p in params]
+    for step in (1, 2):  # as a plain Transform, outside an optimizer: the inner rule with the injected values
+        rule.apply(grads, state, [p.detach() for p in params], step=step, lr=0.1)
+        ro.Adam(beta2=0.99, eps=1e-6).apply(grads, twin_state, twin, step=step, lr=0.1)
+    _assert_identical([p.detach() for p in params], twin)
     assert sorted(ro.inject_hyperparams(ro.chain(ro.WeightDecay(0.1), ro.Adam())).hyperparams) == [
         "0.weight_decay",
         "1.beta1",

@@ -63,7 +63,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         params: parameters or param groups, as for any torch optimizer (a group may override ``lr``, the
             preset's hyper-parameters, ``transform`` or ``schedule``).
         transform: a :class:`Transform` (e.g. ``chain(WeightDecay(1e-4), Adam())``), or a function that
-            builds one from a group's hyper-parameters (what the presets pass).
+            builds one from a group's hyper-parameters (what the presets pass). Wrapped in
+            :func:`~ravine.optim.inject_hyperparams`, its numeric hyper-parameters become per-group state:
+            :meth:`hyperparams`, :meth:`set_hyperparams`.
         lr: η, the base learning rate (≥ 0); torch's LR schedulers edit it as usual.
         schedule: optional :class:`Schedule` multiplying ``lr`` (η_t = lr × schedule(t), t = updates already
             taken by the parameter), or a function building one from a group.
