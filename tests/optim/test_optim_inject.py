@@ -252,6 +252,10 @@ def test_effective_lr_follows_the_injected_values() -> None:
         (lambda: ro.inject_hyperparams(ro.Adam(), beta3=0.9), r"no numeric hyper-parameter 'beta3'.*'beta1'"),
         (lambda: ro.inject_hyperparams(ro.Adam(), amsgrad=1.0), "amsgrad.*flag"),
         (lambda: ro.inject_hyperparams(ro.WeightDecay(0.1, mask="matrices"), mask=1.0), "mask.*string"),
+        (
+            lambda: ro.inject_hyperparams(ro.AdagradMean(), initial_accumulator_value=0.1),
+            "AdagradMean fixes",
+        ),
         (lambda: ro.inject_hyperparams(ro.Adam(), beta1="0.9"), "must be a number or a ravine Schedule"),  # type: ignore[arg-type]
         (lambda: ro.inject_hyperparams(ro.Adam(), beta1=torch.tensor(0.9)), r"float\(value\)"),  # type: ignore[arg-type]
         (lambda: ro.inject_hyperparams(ro.Adam(), beta1=math.nan), "finite"),

@@ -61,6 +61,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -116,8 +117,14 @@ def _walk(node: Any, path: tuple[str, ...], found: dict[str, _Leaf], flags: dict
         for i, part in enumerate(node.transforms):
             _walk(part, (*path, str(i)), found, flags)
     elif isinstance(node, Transform):
+        arguments = inspect.signature(type(node)).parameters
         for key, value in _public(node).items():
-            _walk(value, (*path, key), found, flags)
+            if key in arguments:
+                _walk(value, (*path, key), found, flags)
+            else:  # derived or fixed by the class (AdagradMean's initial_accumulator_value): not a setting
+                flags[".".join((*path, key))] = (
+                    f"value {type(node).__name__} fixes (not a constructor argument)"
+                )
     elif isinstance(node, tuple | list):
         for i, item in enumerate(node):
             _walk(item, (*path, str(i)), found, flags)
