@@ -242,6 +242,7 @@ def lanczos(
 
     while True:
         HQ[m].copy_(matmat(Q[m][:, None].to(dtype))[:, 0])
+        squared_image = float(torch.dot(HQ[m], HQ[m]))  # while it is in the cache
         hvps += 1
         m += 1
         Qm, HQm = Q[:m], HQ[:m]
@@ -272,13 +273,29 @@ def lanczos(
         # vector is that far from orthogonal and the exact Gram matrix (measured in a later pass) carries it into
         # the Rayleigh–Ritz step. Beyond, one pass projects the whole basis out; with G exact that pass does what
         # the second pass of classical Gram–Schmidt ("twice is enough") would.
-        w = torch.add(HQ[j], Q[j], alpha=-float(coefficients[j]), out=Q[m])
+        newest = max(j - 1, 0)
+        local = coefficients[newest:m]
         K[:m, j] = 0.0
-        K[j, j] = coefficients[j]
-        if m >= 2:
-            w.add_(Q[j - 1], alpha=-float(coefficients[j - 1]))
-            K[j - 1, j] = coefficients[j - 1]
-        length = float(w.norm())
+        K[newest:m, j] = local
+        # ‖w‖² = ‖H q‖² − 2 c·(Q H q) + c·G c over the two newest vectors: w is written already divided by ‖w‖
+        # (one pass) unless that difference is mostly cancellation
+        square = (
+            squared_image - 2 * float(local @ column[newest:m]) + float(local @ G[newest:m, newest:m] @ local)
+        )
+        if square > 0 and square >= 1e-2 * squared_image:
+            length = math.sqrt(square)
+            w = torch.addmv(
+                HQ[j],
+                Q[newest:m].T,
+                torch.from_numpy(local).to(device),
+                beta=1 / length,
+                alpha=-1 / length,
+                out=Q[m],
+            )
+            scaled = True
+        else:
+            w = torch.addmv(HQ[j], Q[newest:m].T, torch.from_numpy(local).to(device), alpha=-1, out=Q[m])
+            length, scaled = float(w.norm()), False
         older = max(m - 2, 0)
         overlap = G[:m, :older] @ coefficients[:older]  # Q·w
         if not np.abs(overlap).max(initial=0.0) <= _OVERLAP * length or m >= basis:
@@ -286,6 +303,7 @@ def lanczos(
             torch.addmv(HQ[j], Qm.T, torch.from_numpy(coefficients).to(device), alpha=-1, out=w)
             K[:m, j] = coefficients
             outside = length = float(w.norm())
+            scaled = False
         else:  # ‖(I − QᵀG⁻¹Q) w‖: the part of w (and of the residuals) outside the basis
             outside = math.sqrt(max(length**2 - float(np.sum((F[:m, :m] @ overlap) ** 2)), 0.0))
         K[m, j] = length
@@ -298,7 +316,7 @@ def lanczos(
             lost += outside  # this small part of H q stays outside the basis: bound it in the residuals
             inverse = factor.T @ factor
             Q[m].copy_(_project(_project(random_vector(), Qm, inverse), Qm, inverse))
-            length = float(Q[m].norm())
+            length, scaled = float(Q[m].norm()), False
             predictable = False  # the next vector does not follow from the recurrence
         theta, Y = _ritz(T[:m, :m], factor)
         index = _wanted(m, which, min(k, m))
@@ -324,7 +342,8 @@ def lanczos(
             done = len(index) >= wanted_count and bool(converged.all())
             if done or exhausted or hvps >= max_hvps:
                 break
-        Q[m].div_(length)
+        if not scaled:
+            Q[m].div_(length)
         if m >= basis:  # thick restart: keep the wanted end(s) of the spectrum
             keep = max(wanted_count + (basis - wanted_count) // 2, wanted_count)
             if which == "largest":
