@@ -1,15 +1,25 @@
-"""Lanczos with full reorthogonalisation and thick restarts, certified by the residual of every Ritz pair.
+"""Lanczos with thick restarts on an exactly tracked basis, certified by the residual of every Ritz pair.
 
 The Krylov basis Q and its image HQ are both kept (preallocated, interleaved row by row), so the residuals
 ‖H x − θ x‖ = ‖(HQ)y − θ Q y‖ of the Ritz pairs are exact (no extra products, no ghost eigenvalues from lost
-orthogonality). A step costs two passes over the basis besides its product: one matrix product gives both the
-new column of T = Q·(HQ)ᵀ and the new row of the Gram matrix G = Q·Qᵀ, and one projection removes the basis
-from H q. Because G is known exactly, that single projection (with G⁻¹ once G drifts from I) does what the
-second pass of classical Gram–Schmidt ("twice is enough") would. Every step estimates the residuals from T
-alone (‖w‖·|y_m| along the newest residual w); when the estimate says the wanted pairs have converged, and at
-each restart, the residuals are computed from the basis: those certify, and their part inside the basis, which
-only the operator's asymmetry makes nonzero, measures its noise floor. When the basis is full it is compressed
-in place to the wanted Ritz vectors (a thick restart) and the Krylov space is extended from the next vector.
+orthogonality). The Rayleigh–Ritz step solves T y = θ G y with T = Q·(HQ)ᵀ and the Gram matrix G = Q·Qᵀ both
+known, so the basis need not be orthonormal, only well conditioned; this is what makes a step cheap:
+
+- Every other step one matrix product over the basis measures T's new column and G's new row. In between they
+  follow from the recurrence: the new vector is (H q − the parts subtracted)/β, so its row of G comes from the
+  previous measured column, and by symmetry its column of T is (HQ)·q = Kᵀ·(its row of G), K being the
+  recurrence's coefficients (a symmetric completion from the lower triangle instead of the upper one; the
+  operator's asymmetry shows in the noise floor either way). Only q·H q is a product.
+- H q is reduced against the two newest vectors only (the three-term recurrence). The overlap that leaves
+  with the older ones is known exactly (G times the coefficients left out); only when it exceeds `_OVERLAP`
+  relative to the new vector, and always before a restart, does one pass project the whole basis out (with G
+  exact, that single pass does what the second pass of classical Gram–Schmidt would).
+
+Every step estimates the residuals from T alone (‖w‖·|y_m| along the newest residual w, its part outside the
+basis); when the estimate says the wanted pairs have converged, and at each restart, the residuals are computed
+from the basis: those certify, and their part inside the basis, (Q·(HQ)ᵀ − T)·y, which only the operator's
+asymmetry (and rounding) makes nonzero, measures its noise floor. When the basis is full it is compressed in
+place to the wanted Ritz vectors (a thick restart) and the Krylov space is extended from the next vector.
 """
 
 from __future__ import annotations
@@ -28,8 +38,9 @@ from ravine.errors import ConfigError
 __all__ = ["EigenResult", "LinearOperatorLike", "as_matmat", "lanczos"]
 
 Which = Literal["largest", "smallest", "both"]
-_GRAM_EXACT = 1e-12
-"""The largest |Q·Qᵀ − I| for which the basis is treated as orthonormal (its Ritz values then err by ≲ 1e-12·‖H‖)."""
+_OVERLAP = 1e-6
+"""The largest overlap of a new vector with the older basis left in place of a pass over the basis (G carries it;
+the basis then stays within 1e-6·√m of orthonormal, so G's Cholesky factor costs no accuracy)."""
 
 
 class LinearOperatorLike(Protocol):
@@ -116,12 +127,19 @@ class EigenResult:
         return "inconclusive"
 
 
-def _project(v: Tensor, Q: Tensor, inverse: np.ndarray | None) -> Tensor:
+def _project(v: Tensor, Q: Tensor, inverse: np.ndarray) -> Tensor:
     """v minus its orthogonal projection onto the rows of Q, whose Gram matrix has the inverse ``inverse``."""
-    coefficients = (Q @ v).cpu().numpy()
-    if inverse is not None:
-        coefficients = inverse @ coefficients
+    coefficients = inverse @ (Q @ v).cpu().numpy()
     return v - Q.T @ torch.from_numpy(coefficients).to(v.device)
+
+
+def _extend_inverse_factor(F: np.ndarray, g: np.ndarray, m: int) -> None:
+    """Row m − 1 of F = L⁻¹ (G = L·Lᵀ, lower triangular) from G's new row ``g``, given rows 0 … m − 2."""
+    head = F[: m - 1, : m - 1]
+    ell = head @ g[: m - 1]  # L's new row: L_{m-1,:m-1} = (L⁻¹ g)ᵀ
+    d = math.sqrt(float(g[m - 1]) - float(ell @ ell))
+    F[m - 1, : m - 1] = -(ell @ head) / d
+    F[m - 1, m - 1] = 1.0 / d
 
 
 def _compress(B: Tensor, Y: Tensor, m: int, width: int = 2048) -> None:
@@ -131,15 +149,14 @@ def _compress(B: Tensor, Y: Tensor, m: int, width: int = 2048) -> None:
         block[: Y.shape[1]] = Y.T @ block[:m]
 
 
-def _ritz(S: np.ndarray, factor: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _ritz(S: np.ndarray, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenpairs of S y = θ G y, ascending, with Yᵀ G Y = I: Rayleigh–Ritz in a basis whose Gram matrix is G.
 
-    ``factor`` is L⁻¹ for G = L·Lᵀ (None: G = I).
+    ``factor`` is L⁻¹ for G = L·Lᵀ.
     """
-    B = S if factor is None else factor @ S @ factor.T
-    theta, Z = torch.linalg.eigh(torch.from_numpy((B + B.T) / 2 if factor is not None else B))
-    values, vectors = theta.numpy(), Z.numpy()
-    return values, (vectors if factor is None else factor.T @ vectors)
+    B = factor @ S @ factor.T
+    theta, Z = torch.linalg.eigh(torch.from_numpy((B + B.T) / 2))
+    return theta.numpy(), factor.T @ Z.numpy()
 
 
 def _wanted(m: int, which: str, k: int) -> np.ndarray:
@@ -211,41 +228,96 @@ def lanczos(
         raise ConfigError(f"lanczos: v0 must have length {n}, got {q.shape[0]}")
     # Preallocated on the operator's device: `rows[i]` = (H q_i, q_i), i.e. the image HQ and the basis Q (one
     # vector per row, and a spare row for the next vector), so that one product of rows[m] with Qᵀ gives both
-    # T's new column and the Gram matrix's new row. On the host, in float64: T = Q·(HQ)ᵀ completed from its
-    # upper triangle (the columns Q·(H q)), and G = Q·Qᵀ, which is I to within `drift`.
+    # T's new column and the Gram matrix's new row. On the host, in float64: T = Q·(HQ)ᵀ completed symmetrically
+    # from the measured or predicted columns, G = Q·Qᵀ, F = L⁻¹ for G = L·Lᵀ, and K with H·Qᵀ = Qᵀ·K.
     rows = torch.empty(basis + 1, 2, n, dtype=work, device=device)
     HQ, Q = rows[:, 0], rows[:, 1]
     T = np.zeros((basis, basis))
     G = np.zeros((basis, basis))
+    F = np.zeros((basis, basis))  # extended by a row per step
+    K = np.zeros((basis + 1, basis))  # the recurrence H·Q[:m]ᵀ = Q[:m + 1]ᵀ·K[:m + 1, :m]
     torch.div(q, q.norm(), out=Q[0])
-    m, hvps, restarts, exhausted, lost, noise, drift = 0, 0, 0, False, 0.0, 0.0, 0.0
+    m, hvps, restarts, exhausted, lost, noise = 0, 0, 0, False, 0.0, 0.0
+    predictable = False  # whether the next column may be predicted from the recurrence (not measured)
+
     while True:
         HQ[m].copy_(matmat(Q[m][:, None].to(dtype))[:, 0])
+        squared_image = float(torch.dot(HQ[m], HQ[m]))  # while it is in the cache
         hvps += 1
         m += 1
         Qm, HQm = Q[:m], HQ[:m]
-        products = torch.mm(rows[m - 1], Qm.T).cpu().numpy()  # one pass over the basis: Q·(H q) and Q·q
-        column = products[0]
-        T[:m, m - 1] = T[m - 1, :m] = column
-        G[:m, m - 1] = G[m - 1, :m] = products[1]
-        products[1, m - 1] -= 1.0
-        drift = max(drift, float(np.abs(products[1]).max()))
-        # a Gram matrix further than `_GRAM_EXACT` from I enters the projections and the Rayleigh–Ritz step
-        factor = np.linalg.inv(np.linalg.cholesky(G[:m, :m])) if drift > _GRAM_EXACT else None
-        # the part of H q outside the basis, projected out in one pass: the Gram matrix carries what a second
-        # Gram–Schmidt pass would correct, so w is orthogonal to the basis to rounding ("twice is enough"
-        # without the second pass over the basis)
-        inverse = None if factor is None else factor.T @ factor
-        coefficients = column if inverse is None else inverse @ column
-        w = torch.addmv(HQ[m - 1], Qm.T, torch.from_numpy(coefficients).to(device), alpha=-1, out=Q[m])
-        outside = length = float(w.norm())  # the residuals' only source outside the basis
+        j = m - 1
+        predicted = predictable
+        if predicted:
+            # q_j = (H q_{j-1} − Q·K[:, j-1]) / K[j, j-1], so Q·q_j follows from the measured column j − 1, and
+            # Q·(H q_j) = (H Q)·q_j = Kᵀ·(Q·q_j) by symmetry: a symmetric completion of the products from the lower
+            # triangle (H q_i)·q_j instead of the upper q_i·(H q_j). Only q_j·H q_j needs a product.
+            G[:j, j] = G[j, :j] = (T[:j, j - 1] - G[:j, :j] @ K[:j, j - 1]) / K[j, j - 1]
+            G[j, j] = 1.0
+            T[:j, j] = T[j, :j] = K[: j + 1, :j].T @ G[: j + 1, j]
+            T[j, j] = float(torch.dot(Q[j], HQ[j]))
+            gram = G[j, : j + 1]
+        else:  # one pass over the basis: Q·(H q) and Q·q
+            column, gram = torch.mm(rows[j], Qm.T).cpu().numpy()
+            T[:m, j] = T[j, :m] = column
+            G[:m, j] = G[j, :m] = gram
+        _extend_inverse_factor(F, gram, m)
+        # the Gram matrix enters the projections and the Rayleigh–Ritz step always: treating a basis as orthonormal
+        # that is not (to ~1e-13 after steps without a pass) would show as a noise floor of |G − I|·‖H‖
+        factor = F[:m, :m]
+        column = T[:m, j]
+        coefficients = factor.T @ (factor @ column)
+        # the part of H q outside the basis. H q's coefficients on all but the two newest vectors vanish in exact
+        # arithmetic (three-term recurrence): w = H q − c₁q₁ − c₂q₂ touches only those two. Its overlap with the
+        # older vectors, Q·w = G·(the coefficients left out), is known; while it stays ≤ `_OVERLAP`·‖w‖ the next
+        # vector is that far from orthogonal and the exact Gram matrix (measured in a later pass) carries it into
+        # the Rayleigh–Ritz step. Beyond, one pass projects the whole basis out; with G exact that pass does what
+        # the second pass of classical Gram–Schmidt ("twice is enough") would.
+        newest = max(j - 1, 0)
+        local = coefficients[newest:m]
+        K[:m, j] = 0.0
+        K[newest:m, j] = local
+        # ‖w‖² = ‖H q‖² − 2 c·(Q H q) + c·G c over the two newest vectors: w is written already divided by ‖w‖
+        # (one pass) unless that difference is mostly cancellation
+        square = (
+            squared_image - 2 * float(local @ column[newest:m]) + float(local @ G[newest:m, newest:m] @ local)
+        )
+        if square > 0 and square >= 1e-2 * squared_image:
+            length = math.sqrt(square)
+            w = torch.addmv(
+                HQ[j],
+                Q[newest:m].T,
+                torch.from_numpy(local).to(device),
+                beta=1 / length,
+                alpha=-1 / length,
+                out=Q[m],
+            )
+            scaled = True
+        else:
+            w = torch.addmv(HQ[j], Q[newest:m].T, torch.from_numpy(local).to(device), alpha=-1, out=Q[m])
+            length, scaled = float(w.norm()), False
+        older = max(m - 2, 0)
+        overlap = G[:m, :older] @ coefficients[:older]  # Q·w
+        if not np.abs(overlap).max(initial=0.0) <= _OVERLAP * length or m >= basis:
+            # before a restart always: the kept Ritz vectors' residuals then all lie along the next vector
+            torch.addmv(HQ[j], Qm.T, torch.from_numpy(coefficients).to(device), alpha=-1, out=w)
+            K[:m, j] = coefficients
+            outside = length = float(w.norm())
+            scaled = False
+        else:  # ‖(I − QᵀG⁻¹Q) w‖: the part of w (and of the residuals) outside the basis
+            outside = math.sqrt(max(length**2 - float(np.sum((F[:m, :m] @ overlap) ** 2)), 0.0))
+        K[m, j] = length
         inside = max(float(column @ coefficients), 0.0)  # ‖H q‖² = ‖its projection‖² + ‖w‖²
+        # the next column follows from this measured one while w is not mostly cancellation (rounding ~ ε‖Hq‖/‖w‖)
+        predictable = not predicted and outside >= 1e-3 * math.sqrt(inside + outside**2)
         if m >= n:
             exhausted = True
         elif outside <= 1e-10 * max(math.sqrt(inside + outside**2), 1e-300):  # invariant: continue elsewhere
             lost += outside  # this small part of H q stays outside the basis: bound it in the residuals
+            inverse = factor.T @ factor
             Q[m].copy_(_project(_project(random_vector(), Qm, inverse), Qm, inverse))
-            length = float(Q[m].norm())
+            length, scaled = float(Q[m].norm()), False
+            predictable = False  # the next vector does not follow from the recurrence
         theta, Y = _ritz(T[:m, :m], factor)
         index = _wanted(m, which, min(k, m))
         scale = float(np.abs(theta).max())
@@ -255,21 +327,23 @@ def lanczos(
         Yw = Y[:, index]
         limit = max(tol * max(scale, 1e-300), noise)
         likely = len(index) >= wanted_count and bool((np.abs(outside * Yw[-1]) + lost <= limit).all())
-        if likely or exhausted or hvps >= max_hvps or m >= basis:  # certify (at a restart: measure the noise)
+        certify = likely or exhausted or hvps >= max_hvps or m >= basis
+        if certify:  # (at a restart: measure the noise)
             Yd = torch.from_numpy(Yw).to(device)
             X = Qm.T @ Yd
             R = HQm.T @ Yd - X * torch.from_numpy(theta[index]).to(device)
             residuals = R.norm(dim=0).cpu()
             # the asymmetry (Qᵀ H Q − its symmetric completion)·y: the part of the residual inside the basis
             inner = (Qm @ R).cpu().numpy()
-            skew = np.linalg.norm(inner if factor is None else factor @ inner, axis=0)
+            skew = np.linalg.norm(factor @ inner, axis=0)
             noise = max(noise, 10 * float(skew.max()))
             limit = max(limit, noise)
             converged = residuals <= limit
             done = len(index) >= wanted_count and bool(converged.all())
             if done or exhausted or hvps >= max_hvps:
                 break
-        Q[m].div_(length)
+        if not scaled:
+            Q[m].div_(length)
         if m >= basis:  # thick restart: keep the wanted end(s) of the spectrum
             keep = max(wanted_count + (basis - wanted_count) // 2, wanted_count)
             if which == "largest":
@@ -284,8 +358,13 @@ def lanczos(
             Q[size].copy_(Q[m])
             T[:size, :size] = Yk.T @ T[:m, :m] @ Yk
             G[:size, :size] = Yk.T @ G[:m, :m] @ Yk
-            drift = float(np.abs(G[:size, :size] - np.eye(size)).max())
+            F[:size, :size] = np.linalg.inv(np.linalg.cholesky(G[:size, :size]))
+            # H x = θ x + (‖w‖·y_m) q_next for each kept Ritz vector x (to the operator's asymmetry)
+            K[: size + 1, :size] = 0.0
+            K[np.arange(size), np.arange(size)] = theta[kept]
+            K[size, :size] = length * Yk[-1]
             m = size
+            predictable = False  # the next vector continues from all kept vectors at once
             restarts += 1
     values = theta[index]
     if which == "both":
