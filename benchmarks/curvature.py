@@ -946,11 +946,11 @@ def gpt2_section(targets: Targets) -> Section:
         section.rows.append([
             f"{tol:g}", f"{ours.num_hvps}{'' if result.all_converged else ' (not converged)'}",
             str(theirs.num_hvps), fmt_time(ours_time), fmt_time(theirs_time), f"{ours_time / theirs_time:.2f}×",
-            f"{ours_out:.0%}", f"{theirs_out:.0%}", f"{gap:.1e}",
+            f"{ours_out:.1%}", f"{theirs_out:.1%}", f"{gap:.1e}",
         ])  # fmt: skip
         targets.add(
             f"GPT-2 tol {tol:g}: HVPs ≤ eigsh's, time ≤ 1.0× eigsh's, ≤ 10% outside the HVPs",
-            f"{ours.num_hvps} vs {theirs.num_hvps} HVPs; {ours_time / theirs_time:.2f}× its time; {ours_out:.0%}",
+            f"{ours.num_hvps} vs {theirs.num_hvps} HVPs; {ours_time / theirs_time:.2f}× its time; {ours_out:.1%}",
             ours.num_hvps <= theirs.num_hvps and ours_time <= theirs_time and ours_out <= 0.10,
         )  # fmt: skip
     section.notes.append(
