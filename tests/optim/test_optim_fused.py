@@ -373,3 +373,22 @@ def test_parameters_with_different_update_counts_step_as_torch() -> None:
     theirs = _sparse_schedule(lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9, foreach=False))
     for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-15)
+
+
+def test_a_group_of_two_dtypes_equals_torch_fused() -> None:
+    # torch's fused kernels take one dtype per call: a group mixing float32 and float64 runs one call each
+    made = []
+    for make in (lambda ps: ro.adamw(ps, lr=1e-2, weight_decay=0.1, fused=True),
+                 lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1, fused=True)):  # fmt: skip
+        torch.manual_seed(0)
+        params = [
+            torch.nn.Parameter(torch.randn(5, 3)),
+            torch.nn.Parameter(torch.randn(4, dtype=torch.float64)),
+        ]
+        opt = make(params)
+        for step in range(30):
+            for p in params:
+                p.grad = torch.sin(p.detach() * (step + 1))
+            opt.step()
+        made.append(params)
+    _assert_equal(made[0], made[1])

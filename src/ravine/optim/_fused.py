@@ -90,7 +90,24 @@ class FusedRule:
         maximize: bool,
         first_step: bool,
     ) -> None:
-        """One fused update of ``params`` (same dtype, CPU); ``steps`` already count this update."""
+        """One fused update of ``params`` (CPU); ``steps`` already count this update.
+
+        torch's kernels take one dtype per call, so parameters of several dtypes make one call per dtype.
+        """
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) > 1:
+            for dtype in dtypes:
+                same = [i for i, p in enumerate(params) if p.dtype == dtype]
+                self.run(
+                    [params[i] for i in same],
+                    [grads[i] for i in same],
+                    {key: [values[i] for i in same] for key, values in state.items()},
+                    [steps[i] for i in same],
+                    lr=lr,
+                    maximize=maximize,
+                    first_step=first_step,
+                )
+            return
         fn = kernel(self.kernel)
         lists = [state[key] for key in self.state_keys]
         if self.kernel in ("adam", "adamw"):

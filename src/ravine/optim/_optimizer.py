@@ -376,28 +376,22 @@ class ChainOptimizer(torch.optim.Optimizer):
     def _step_fused(
         self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
     ) -> None:
-        """A ``fused=True`` group's update: torch's fused kernel per (update count, dtype) on the state."""
+        """A ``fused=True`` group's update: torch's fused kernel per update count on the state."""
         rule = self._fused_rule(group)
         self._ensure_state(group, params)
         states = [self.state[p] for p in params]
         torch._foreach_add_([entry["step"] for entry in states], 1.0)  # torch counts before its kernel
         maximize = bool(group.get("maximize"))
         for count, ps, gs, es in _by_count(params, grads, states):
-            lr = self.learning_rate(group, count) if rule.schedules_lr else float(group["lr"])
-            dtypes = {p.dtype for p in ps}
-            for dtype in dtypes:
-                same = (
-                    [i for i, p in enumerate(ps) if p.dtype == dtype] if len(dtypes) > 1 else range(len(ps))
-                )
-                rule.run(
-                    [ps[i] for i in same],
-                    [gs[i] for i in same],
-                    {key: [es[i][key] for i in same] for key in rule.state_keys},
-                    [es[i]["step"] for i in same],
-                    lr=lr,
-                    maximize=maximize,
-                    first_step=count == 1,
-                )
+            rule.run(
+                ps,
+                gs,
+                {key: [entry[key] for entry in es] for key in rule.state_keys},
+                [entry["step"] for entry in es],
+                lr=self.learning_rate(group, count) if rule.schedules_lr else float(group["lr"]),
+                maximize=maximize,
+                first_step=count == 1,
+            )
 
     def _step_traced(self, work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]) -> None:
         """The step under ``torch.compile``: tensor step counts, per-parameter rule, in-graph finite guard."""
