@@ -22,7 +22,7 @@ import torch
 
 from ravine._validate import check_nonnegative, check_positive, check_unit_interval
 from ravine.errors import ConfigError
-from ravine.optim._scalars import Scalar, add_scaled_
+from ravine.optim._scalars import Scalar
 from ravine.optim._transforms import Transform, TransformState
 
 __all__ = ["Lion", "Rprop"]
@@ -95,10 +95,12 @@ class Rprop(Transform):
             "step_size": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params],
         }
 
-    def _signed_steps(
-        self, updates: list[torch.Tensor], state: TransformState, step: Scalar, lr: Scalar
-    ) -> list[torch.Tensor]:
-        """Advance the state; returns sign(g)·s with g zeroed where its sign flipped."""
+    def _advance(self, updates: list[torch.Tensor], state: TransformState, step: Scalar, lr: Scalar) -> None:
+        """Advance the state by g: s ← clamp(s·η±, …), and ``prev`` ← g with its flipped coordinates zeroed.
+
+        The step is then sign(prev)·s. Every op is exact but the product s·η±, so the result equals torch's
+        bit for bit; the masks are computed once and the factor is written into the sign tensor in place.
+        """
         eta_minus, eta_plus = self.etas
         prev, step_size = state["prev"], state["step_size"]
         first = step == 1
@@ -107,18 +109,12 @@ class Rprop(Transform):
                 s.copy_(torch.where(first, torch.as_tensor(lr, dtype=s.dtype), s))
             elif first:
                 s.fill_(float(lr))
-        out = []
         for g, p_g, s in zip(updates, prev, step_size, strict=True):
-            sign = g.mul(p_g).sign()
-            plus, minus, one = (
-                torch.tensor(v, dtype=s.dtype, device=s.device) for v in (eta_plus, eta_minus, 1.0)
-            )
-            factor = torch.where(sign > 0, plus, torch.where(sign < 0, minus, one))
+            factor = torch.mul(g, p_g).sign_()
+            grew, flipped = factor > 0, factor < 0
+            factor.fill_(1.0).masked_fill_(grew, eta_plus).masked_fill_(flipped, eta_minus)
             s.mul_(factor).clamp_(*self.step_sizes)
-            kept = torch.where(sign < 0, torch.zeros_like(g), g)
-            p_g.copy_(kept)
-            out.append(kept.sign().mul_(s))
-        return out
+            p_g.copy_(g).masked_fill_(flipped, 0.0)
 
     def update(
         self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
@@ -126,7 +122,8 @@ class Rprop(Transform):
         """sign(g)·s with unit-free step sizes that start at 1 (the caller's η scales them); as the last part
         of a chain (:meth:`apply`) s starts at η and is the step itself, as torch's."""
         del params
-        return self._signed_steps(updates, state, step, 1.0)
+        self._advance(updates, state, step, 1.0)
+        return [p_g.sign().mul_(s) for p_g, s in zip(state["prev"], state["step_size"], strict=True)]
 
     def apply(
         self,
@@ -137,4 +134,6 @@ class Rprop(Transform):
         step: Scalar,
         lr: Scalar,
     ) -> None:
-        add_scaled_(params, self._signed_steps(updates, state, step, lr), -1.0)
+        self._advance(updates, state, step, lr)
+        for p, p_g, s in zip(params, state["prev"], state["step_size"], strict=True):
+            p.addcmul_(p_g.sign(), s, value=-1.0)  # θ − sign·s: the product is exact, one rounding as torch
