@@ -50,7 +50,8 @@ def _column_mean_square(g: torch.Tensor) -> torch.Tensor:
     against 1e-7 here). The two agree to rounding: after 100 steps on a 20000 × 128 matrix, θ in float64
     differs from torch's by 4e-16 relative, and in float32 both sit 3e-6 from the float64 run.
     """
-    return torch.linalg.vecdot(g, g, dim=-2).unsqueeze_(-2).div_(g.size(-2))
+    squares: torch.Tensor = torch.linalg.vecdot(g, g, dim=-2)
+    return squares.unsqueeze_(-2).div_(g.size(-2))
 
 
 def _max(a: Scalar, b: float) -> Scalar:
