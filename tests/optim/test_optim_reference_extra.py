@@ -45,6 +45,24 @@ def test_extra_preset_equals_torch(
     assert_all_close(ours, theirs, dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_rprop_is_bit_identical_to_torch(dtype: torch.dtype) -> None:
+    """Every op of Rprop is exact but s·η±, which ravine rounds as torch does: equal bit for bit, on tensors
+    that stay in one chunk and cut into flat slices of four elements (chunk_bytes=16)."""
+    for chunk_bytes in (1 << 19, 16):
+
+        def make(p: Any, chunk_bytes: int = chunk_bytes) -> ro.ChainOptimizer:
+            opt = ro.rprop(p, lr=1e-2, etas=(0.4, 1.3))
+            opt.chunk_bytes = chunk_bytes
+            return opt
+
+        ours = run_random(make, dtype, 200)
+        theirs = run_random(
+            lambda p: torch.optim.Rprop(p, lr=1e-2, etas=(0.4, 1.3), foreach=False), dtype, 200
+        )
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True)), chunk_bytes
+
+
 @pytest.mark.parametrize("name", list(TORCH))
 def test_torch_state_of_extra_presets_loads_exactly(name: str) -> None:
     """torch's optimizer for 7 steps, its state (weights_only) into ravine's preset, 7 more steps each."""
