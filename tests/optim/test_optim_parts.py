@@ -160,6 +160,32 @@ def test_compiled_global_clip_equals_eager() -> None:
     assert results[0][1] == pytest.approx(results[1][1], rel=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["eager", "for-loop", "compiled"])
+def test_global_clip_stays_global_when_update_counts_differ(mode: str) -> None:
+    """A parameter without a gradient at some steps has its own update count; the clip's norm must still
+    cover every gradient of the step (as torch's clip_grad_norm_ + Adam), in the eager foreach path,
+    with foreach=False (torch's for-loop) and under torch.compile."""
+    torch._dynamo.reset()
+    ours, theirs = random_tensors(torch.float64), random_tensors(torch.float64)
+    rule = ro.chain(ro.ClipByGlobalNorm(0.5), ro.Adam())
+    opt = ro.ChainOptimizer(ours, rule, lr=1e-2, foreach=False if mode == "for-loop" else None)
+    step = torch.compile(opt.step, backend="eager") if mode == "compiled" else opt.step
+    reference = torch.optim.Adam(theirs, lr=1e-2)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for t in range(24):
+        _noisy_grads(ours, g1)
+        _noisy_grads(theirs, g2)
+        if t % 3 == 0:  # the first tensor sits out: its count falls behind the others'
+            ours[0].grad, theirs[0].grad = None, None
+        step()
+        norm = torch.nn.utils.clip_grad_norm_([p for p in theirs if p.grad is not None], 0.5)
+        reference.step()
+        assert opt.state[ours[1]]["pre_clip_norm"] == pytest.approx(float(norm), rel=1e-12)
+    assert int(opt.state[ours[0]]["step"]) == 16 and int(opt.state[ours[1]]["step"]) == 24
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 def _two_group_reference(theirs: list[torch.nn.Parameter], make: object, wd: float) -> torch.optim.Optimizer:
     matrices = [p for p in theirs if p.ndim >= 2]
     vectors = [p for p in theirs if p.ndim < 2]

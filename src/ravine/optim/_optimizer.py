@@ -40,7 +40,7 @@ from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_ke
 from ravine.optim._inspect import LayerLR, lr_summary
 from ravine.optim._scalars import Scalar, scalar_dtype
 from ravine.optim._schedules import Schedule
-from ravine.optim._transforms import Chain, Transform
+from ravine.optim._transforms import Chain, Transform, TransformState
 
 __all__ = ["ChainOptimizer", "LayerLR", "NonFinitePolicy", "ScheduleFactory", "TransformFactory"]
 
@@ -360,11 +360,44 @@ class ChainOptimizer(torch.optim.Optimizer):
         except RavineError:
             torch._foreach_sub_([entry["step"] for entry in states], 1.0)
             raise
-        for step, whole_ps, whole_gs, whole_es in buckets:
-            ps, gs, es = real_views(whole_ps, whole_gs, whole_es, keys)
+        views = [real_views(ps, gs, es, keys) for _, ps, gs, es in buckets]
+        lead, first_rule = 0, rules[buckets[0][0]]
+        if transform.scope == "group":  # a global norm over every gradient of the group, whatever the counts
+            everyone = [e for view in views for e in view[2]]
+            lead, updates = _group_wide_first(
+                first_rule,
+                [g for view in views for g in view[1]],
+                {key: [held(e, key) for e in everyone] for key in keys},
+                [p for view in views for p in view[0]],
+                buckets[0][0],
+            )
+            start = 0
+            for i, (ps, _, es) in enumerate(views):
+                views[i] = (ps, updates[start : start + len(ps)], es)
+                start += len(ps)
+        for (step, _, _, _), (ps, gs, es) in zip(buckets, views, strict=True):
             lr = self.learning_rate(group, step)
             rule = rules[step]
-            if foreach:
+            if lead:
+                assert isinstance(rule, Chain)
+                rest = rule.state_keys_from(lead)
+                chunks = chunk_plan(ps, gs, es, rest, self.chunk_bytes, scope=rule.scope_from(lead))
+                if not foreach:  # torch's for-loop: one parameter at a time
+                    chunks = [
+                        ([g], {key: [held(e, key)] for key in rest}, [p])
+                        for p, g, e in zip(ps, gs, es, strict=True)
+                    ]
+                for chunk_grads, state, chunk_params in chunks:
+                    rule.apply_from(lead, chunk_grads, state, chunk_params, step=step, lr=lr)
+            elif transform.scope == "group" and len(buckets) > 1:
+                # A group-wide part inside the rule: the whole group at the first parameter's count, as the
+                # compiled step does (a global norm must see every gradient).
+                whole = [t for view in views for t in view[0]], [t for view in views for t in view[1]]
+                everyone = [e for view in views for e in view[2]]
+                state = {key: [held(e, key) for e in everyone] for key in keys}
+                first_rule.apply(whole[1], state, whole[0], step=buckets[0][0], lr=lr)
+                return
+            elif foreach or transform.scope == "group":
                 for chunk_grads, state, chunk_params in chunk_plan(
                     ps, gs, es, keys, self.chunk_bytes, scope=transform.scope
                 ):
@@ -412,15 +445,29 @@ class ChainOptimizer(torch.optim.Optimizer):
             entries = [self.state[p] for p in params]
             torch._foreach_add_([entry["step"] for entry in entries], 1.0)
             ps, gs, es = real_views(params, signed, entries, keys)
-            # One parameter at a time (their counts may differ), unless the rule needs the whole group
-            # (a global norm), which then runs at the first parameter's count.
-            spans = [(0, len(ps))] if transform.scope == "group" else [(i, i + 1) for i in range(len(ps))]
+            # One parameter at a time (their counts may differ). A chain's leading group-wide parts (a
+            # global norm) see the whole group first; any other rule that needs the whole group runs at the
+            # first parameter's count.
+            lead = 0
+            if transform.scope == "group":
+                first = entries[0]["step"].to(torch.float64)
+                whole = {key: [held(entry, key) for entry in es] for key in keys}
+                lead, gs = _group_wide_first(_inject.resolve(transform, group, first), gs, whole, ps, first)
+            spans = (
+                [(0, len(ps))]
+                if transform.scope == "group" and not lead
+                else [(i, i + 1) for i in range(len(ps))]
+            )
             for lo, hi in spans:
                 step = entries[lo]["step"].to(torch.float64)
                 lr = self.learning_rate(group, step)
                 state = {key: [held(entry, key) for entry in es[lo:hi]] for key in keys}
                 rule = _inject.resolve(transform, group, step)
-                rule.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
+                if lead:
+                    assert isinstance(rule, Chain)
+                    rule.apply_from(lead, gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
+                else:
+                    rule.apply(gs[lo:hi], state, ps[lo:hi], step=step, lr=lr)
         if guarded:
             for current, old in zip(touched, saved, strict=True):
                 current.copy_(torch.where(ok, current, old))
@@ -639,6 +686,25 @@ class ChainOptimizer(torch.optim.Optimizer):
 
 
 Bucket = tuple[int, list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]
+
+
+def _group_wide_first(
+    rule: Transform,
+    grads: list[torch.Tensor],
+    state: TransformState,
+    params: list[torch.Tensor],
+    step: Scalar,
+) -> tuple[int, list[torch.Tensor]]:
+    """Run a chain's leading group-wide parts (a global-norm clip) over the whole group at ``step`` (the
+    first parameter's count, which a scheduled hyper-parameter of those parts then follows).
+
+    Returns how many parts ran and the direction they made, or ``(0, grads)`` when the rule has none in
+    front. The rest of the chain then runs per update count and per cache-sized chunk, so a global norm
+    stays global when counts differ (a parameter without a gradient at some step) or with foreach=False.
+    """
+    if not isinstance(rule, Chain) or not (lead := rule.leading_group_parts()):
+        return 0, grads
+    return lead, rule.update_upto(lead, grads, state, params, step=step)
 
 
 def _by_count(

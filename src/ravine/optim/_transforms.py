@@ -395,10 +395,44 @@ class Chain(Transform):
         state: TransformState,
         params: list[torch.Tensor],
         step: Scalar,
+        *,
+        start: int = 0,
     ) -> list[torch.Tensor]:
-        for i in range(upto):
+        for i in range(start, upto):
             updates = self.transforms[i].update(updates, self._sub(i, state), params, step=step)
         return updates
+
+    def leading_group_parts(self) -> int:
+        """How many parts at the start need all of a group's parameters at once (a global-norm clip).
+
+        The optimizer runs those over the whole group and the rest (:meth:`apply_from`) per update count
+        and per cache-sized chunk, so that a global norm stays global when counts differ.
+        """
+        count = 0
+        while count < len(self.transforms) and self.transforms[count].scope == "group":
+            count += 1
+        return count
+
+    def state_keys_from(self, start: int) -> tuple[str, ...]:
+        """The state keys of parts ``start:`` (as this chain names them)."""
+        return tuple(key for keymap in self._keymaps[start:] for key in keymap.values())
+
+    def scope_from(self, start: int) -> str:
+        """The :attr:`~Transform.scope` that parts ``start:`` need."""
+        scopes = {part.scope for part in self.transforms[start:]}
+        return next((s for s in ("group", "tensor") if s in scopes), "element")
+
+    def update_upto(
+        self,
+        upto: int,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        *,
+        step: Scalar,
+    ) -> list[torch.Tensor]:
+        """The direction after parts ``:upto`` only."""
+        return self._run(upto, updates, state, params, step)
 
     def update(
         self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
@@ -414,20 +448,37 @@ class Chain(Transform):
         step: Scalar,
         lr: Scalar,
     ) -> None:
+        self.apply_from(0, updates, state, params, step=step, lr=lr)
+
+    def apply_from(
+        self,
+        start: int,
+        updates: list[torch.Tensor],
+        state: TransformState,
+        params: list[torch.Tensor],
+        *,
+        step: Scalar,
+        lr: Scalar,
+    ) -> None:
+        """:meth:`apply` of parts ``start:`` to the direction that parts ``:start`` made."""
         parts = self.transforms
-        if not parts:
+        if start >= len(parts):
             add_scaled_(params, updates, -lr)
             return
         last = len(parts) - 1
-        if last >= 1 and isinstance(parts[last], DecoupledWeightDecay) and not parts[last - 1].reads_params:
+        if (
+            last >= start + 1
+            and isinstance(parts[last], DecoupledWeightDecay)
+            and not parts[last - 1].reads_params
+        ):
             # torch's AdamW order: shrink θ, then let the preconditioner apply its (fused) step.
-            direction = self._run(last - 1, updates, state, params, step)
+            direction = self._run(last - 1, updates, state, params, step, start=start)
             decay = parts[last]
             assert isinstance(decay, DecoupledWeightDecay)
             decay.shrink(params, lr=lr)
             parts[last - 1].apply(direction, self._sub(last - 1, state), params, step=step, lr=lr)
             return
-        direction = self._run(last, updates, state, params, step)
+        direction = self._run(last, updates, state, params, step, start=start)
         parts[last].apply(direction, self._sub(last, state), params, step=step, lr=lr)
 
     def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
