@@ -404,7 +404,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                     rule.apply(chunk_grads, state, chunk_params, step=step, lr=lr)
             else:
                 for p, g, entry in zip(ps, gs, es, strict=True):
-                    rule.apply([g], {key: [entry[key]] for key in keys}, [p], step=step, lr=lr)
+                    rule.apply([g], {key: [held(entry, key)] for key in keys}, [p], step=step, lr=lr)
 
     def _step_fused(
         self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
