@@ -371,8 +371,7 @@ class Chain(Transform):
             (part.no_effective_lr for part in self.transforms if not part.defines_effective_lr),
             Transform.no_effective_lr,
         )
-        scopes = {part.scope for part in self.transforms}
-        self.scope = next((s for s in ("group", "tensor") if s in scopes), "element")
+        self.scope = self.scope_from(0)
 
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         state: TransformState = {}
@@ -388,16 +387,17 @@ class Chain(Transform):
     def _sub(self, index: int, state: TransformState) -> TransformState:
         return {inner: state[outer] for inner, outer in self._keymaps[index].items()}
 
-    def _run(
+    def update_upto(
         self,
         upto: int,
         updates: list[torch.Tensor],
         state: TransformState,
         params: list[torch.Tensor],
-        step: Scalar,
         *,
+        step: Scalar,
         start: int = 0,
     ) -> list[torch.Tensor]:
+        """The direction after parts ``start:upto`` only."""
         for i in range(start, upto):
             updates = self.transforms[i].update(updates, self._sub(i, state), params, step=step)
         return updates
@@ -422,22 +422,10 @@ class Chain(Transform):
         scopes = {part.scope for part in self.transforms[start:]}
         return next((s for s in ("group", "tensor") if s in scopes), "element")
 
-    def update_upto(
-        self,
-        upto: int,
-        updates: list[torch.Tensor],
-        state: TransformState,
-        params: list[torch.Tensor],
-        *,
-        step: Scalar,
-    ) -> list[torch.Tensor]:
-        """The direction after parts ``:upto`` only."""
-        return self._run(upto, updates, state, params, step)
-
     def update(
         self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
-        return self._run(len(self.transforms), updates, state, params, step)
+        return self.update_upto(len(self.transforms), updates, state, params, step=step)
 
     def apply(
         self,
@@ -472,13 +460,13 @@ class Chain(Transform):
             and not parts[last - 1].reads_params
         ):
             # torch's AdamW order: shrink θ, then let the preconditioner apply its (fused) step.
-            direction = self._run(last - 1, updates, state, params, step, start=start)
+            direction = self.update_upto(last - 1, updates, state, params, step=step, start=start)
             decay = parts[last]
             assert isinstance(decay, DecoupledWeightDecay)
             decay.shrink(params, lr=lr)
             parts[last - 1].apply(direction, self._sub(last - 1, state), params, step=step, lr=lr)
             return
-        direction = self._run(last, updates, state, params, step, start=start)
+        direction = self.update_upto(last, updates, state, params, step=step, start=start)
         parts[last].apply(direction, self._sub(last, state), params, step=step, lr=lr)
 
     def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
