@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import pytest
 import torch
 import torch._dynamo
@@ -9,7 +12,7 @@ import torch._dynamo.testing
 from _helpers import random_tensors
 
 import ravine.optim as ro
-from ravine.errors import ConfigError, UnsupportedError
+from ravine.errors import ConfigError, NonFiniteError, UnsupportedError
 
 STEPS = 60
 
@@ -184,6 +187,75 @@ def test_global_clip_stays_global_when_update_counts_differ(mode: str) -> None:
     assert int(opt.state[ours[0]]["step"]) == 16 and int(opt.state[ours[1]]["step"]) == 24
     for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def _clip_led(params: list[torch.nn.Parameter], nonfinite: str = "raise") -> ro.ChainOptimizer:
+    rule = ro.chain(ro.ClipByGlobalNorm(0.5), ro.Adam(), ro.DecoupledWeightDecay(1e-2))
+    return ro.ChainOptimizer(params, rule, lr=1e-2, nonfinite=nonfinite)  # type: ignore[arg-type]
+
+
+def test_the_clips_norm_is_the_guard_and_equals_the_unguarded_step() -> None:
+    """A group led by a global-norm clip is checked by the clip's own norm (one read of the gradients):
+    the guarded step equals nonfinite='off' bit for bit, float32 and complex parameters included."""
+    results = []
+    for nonfinite in ("raise", "off"):
+        start = torch.randn(4, dtype=torch.complex64, generator=torch.Generator().manual_seed(9))
+        params = [*random_tensors(torch.float32), torch.nn.Parameter(start)]
+        opt = _clip_led(params, nonfinite)
+        generator = torch.Generator().manual_seed(3)
+        for _ in range(20):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+            opt.step()
+        results.append([p.detach().clone() for p in params])
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+@pytest.mark.parametrize("policy", ["raise", "skip"])
+def test_a_nonfinite_gradient_in_a_clip_led_group_changes_nothing(policy: str) -> None:
+    """NaN in one group led by a clip, the other group plain: refused before anything changes (params,
+    moments, pre-clip norms and step counts), in either group."""
+    params = random_tensors(torch.float64)
+    led, plain = params[:3], params[3:]
+    groups: list[dict[str, Any]] = [{"params": led}, {"params": plain, "transform": ro.Adam()}]
+    opt = ro.ChainOptimizer(
+        groups,
+        ro.chain(ro.ClipByGlobalNorm(0.5), ro.Adam()),
+        lr=1e-2,
+        nonfinite=policy,  # type: ignore[arg-type]
+    )
+    generator = torch.Generator().manual_seed(0)
+    _noisy_grads(params, generator)
+    opt.step()
+    before = ([p.detach().clone() for p in params], copy.deepcopy(opt.state_dict()))
+    for where in (led, plain):
+        _noisy_grads(params, generator)
+        where[1].grad[0] = float("nan")  # type: ignore[index]
+        if policy == "raise":
+            with pytest.raises(NonFiniteError, match="no parameter or state was changed"):
+                opt.step()
+        else:
+            opt.step()
+        assert all(torch.equal(a, b) for a, b in zip(before[0], params, strict=True))
+        assert str(opt.state_dict()["state"]) == str(before[1]["state"])
+    assert opt.skipped_steps == (2 if policy == "skip" else 0)
+
+
+def test_huge_finite_gradients_pass_the_clips_guard() -> None:
+    """Squares of finite float32 gradients above 1.8e19 overflow the norm to inf; the exact check then
+    finds them finite, and the clip scales them by min(1, c/inf) = 0, as torch's clip_grad_norm_ does."""
+    ours = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    theirs = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    opt = ro.ChainOptimizer(ours, ro.chain(ro.ClipByGlobalNorm(1.0), ro.Momentum(0.9)), lr=0.1)
+    reference = torch.optim.SGD(theirs, lr=0.1, momentum=0.9)
+    for p, q in zip(ours, theirs, strict=True):
+        p.grad, q.grad = torch.full(p.shape, 1e30), torch.full(q.shape, 1e30)
+    opt.step()
+    torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    reference.step()
+    assert opt.pre_clip_norm() == float("inf")
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
 
 
 def _two_group_reference(theirs: list[torch.nn.Parameter], make: object, wd: float) -> torch.optim.Optimizer:

@@ -53,18 +53,29 @@ class ClipByGlobalNorm(Transform):
     def init(self, params: Sequence[torch.Tensor]) -> TransformState:
         return _norm_state(params)
 
+    @staticmethod
+    def total_norm(updates: list[torch.Tensor]) -> torch.Tensor:
+        """‖g‖₂ over all of ``updates`` (0-d, no host sync); it is finite iff every element is finite, unless
+        the squares overflow. The optimizer reads it as the NaN/Inf check of a group this clip leads."""
+        norms = torch._foreach_norm(updates, 2.0)
+        total: torch.Tensor = torch.linalg.vector_norm(
+            torch.stack([n.to(norms[0].device) for n in norms]), 2.0
+        )
+        return total
+
+    def coefficient(self, total: torch.Tensor, state: TransformState) -> torch.Tensor:
+        """min(1, c/(‖g‖ + 1e-6)) for the global norm ``total``, which is recorded as the pre-clip norm."""
+        for slot in state["pre_clip_norm"]:
+            slot.copy_(total)
+        return torch.clamp(self.max_norm / (total + 1e-6), max=1.0)
+
     def update(
         self, updates: list[torch.Tensor], state: TransformState, params: list[torch.Tensor], *, step: Scalar
     ) -> list[torch.Tensor]:
         del params, step
         if not updates:
             return updates
-        norms = torch._foreach_norm(updates, 2.0)
-        total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]), 2.0)
-        coef = torch.clamp(self.max_norm / (total + 1e-6), max=1.0)
-        for slot in state["pre_clip_norm"]:
-            slot.copy_(total)
-        return list(torch._foreach_mul(updates, coef))
+        return list(torch._foreach_mul(updates, self.coefficient(self.total_norm(updates), state)))
 
 
 class ClipByValue(Transform):

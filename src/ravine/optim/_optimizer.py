@@ -35,6 +35,7 @@ import torch
 
 from ravine.errors import ConfigError, DataError, NonFiniteError, RavineError, UnsupportedError
 from ravine.optim import _checkpoint, _fused, _inject
+from ravine.optim._clipping import ClipByGlobalNorm
 from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, held, real_views
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
@@ -315,17 +316,35 @@ class ChainOptimizer(torch.optim.Optimizer):
         return loss
 
     def _step_eager(self, work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]) -> None:
-        """The eager step: the finite check over all groups, then each group's update."""
-        if self.nonfinite != "off" and not all_finite([g for _, _, gs in work for g in gs]):
-            if self.nonfinite == "skip":
-                self._skipped += 1
-                return
-            raise NonFiniteError(
-                f"{self._name}: a gradient contains NaN or Inf; no parameter or state was changed. "
-                "Lower the learning rate, clip gradients, or pass nonfinite='skip' to skip such steps"
+        """The eager step: the finite check over all groups, then each group's update.
+
+        A group led by a global-norm clip is checked by the clip's own norm (finite iff every gradient is,
+        barring overflow of the squares, which the exact check then settles): one read of its gradients
+        serves both, and the norm is handed to the clip.
+        """
+        norms: dict[int, torch.Tensor] = {}
+        if self.nonfinite != "off":
+            plain: list[torch.Tensor] = []
+            for group, _, grads in work:
+                if group.get("fused") is not True and _leading_clip(self._plan(group)[0]):
+                    norms[id(group)] = ClipByGlobalNorm.total_norm([_real(g) for g in grads])
+                else:
+                    plain += grads
+            finite = all_finite(plain) and all(
+                bool(norm.isfinite()) or all_finite(gs)
+                for (group, _, gs) in work
+                if (norm := norms.get(id(group))) is not None
             )
+            if not finite:
+                if self.nonfinite == "skip":
+                    self._skipped += 1
+                    return
+                raise NonFiniteError(
+                    f"{self._name}: a gradient contains NaN or Inf; no parameter or state was changed. "
+                    "Lower the learning rate, clip gradients, or pass nonfinite='skip' to skip such steps"
+                )
         for group, params, grads in work:
-            self._step_group(group, params, grads)
+            self._step_group(group, params, grads, norms.get(id(group)))
 
     def _ensure_state(self, group: Mapping[str, Any], params: list[torch.Tensor]) -> Transform:
         """The group's transform, after creating the state of parameters that have none."""
@@ -342,8 +361,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         return transform
 
     def _step_group(
-        self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
+        self,
+        group: dict[str, Any],
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        norm: torch.Tensor | None = None,
     ) -> None:
+        """One group's update; ``norm``: the global norm of its gradients if the guard already took it."""
         if group.get("fused") is True:
             self._step_fused(group, params, grads)
             return
@@ -361,43 +385,13 @@ class ChainOptimizer(torch.optim.Optimizer):
             torch._foreach_sub_([entry["step"] for entry in states], 1.0)
             raise
         views = [real_views(ps, gs, es, keys) for _, ps, gs, es in buckets]
-        lead, first_rule = 0, rules[buckets[0][0]]
-        if transform.scope == "group":  # a global norm over every gradient of the group, whatever the counts
-            everyone = [e for view in views for e in view[2]]
-            lead, updates = _group_wide_first(
-                first_rule,
-                [g for view in views for g in view[1]],
-                {key: [held(e, key) for e in everyone] for key in keys},
-                [p for view in views for p in view[0]],
-                buckets[0][0],
-            )
-            start = 0
-            for i, (ps, _, es) in enumerate(views):
-                views[i] = (ps, updates[start : start + len(ps)], es)
-                start += len(ps)
+        if transform.scope == "group":
+            self._step_group_wide(group, rules, buckets, views, keys, foreach=foreach, norm=norm)
+            return
         for (step, _, _, _), (ps, gs, es) in zip(buckets, views, strict=True):
             lr = self.learning_rate(group, step)
             rule = rules[step]
-            if lead:
-                assert isinstance(rule, Chain)
-                rest = rule.state_keys_from(lead)
-                chunks = chunk_plan(ps, gs, es, rest, self.chunk_bytes, scope=rule.scope_from(lead))
-                if not foreach:  # torch's for-loop: one parameter at a time
-                    chunks = [
-                        ([g], {key: [held(e, key)] for key in rest}, [p])
-                        for p, g, e in zip(ps, gs, es, strict=True)
-                    ]
-                for chunk_grads, state, chunk_params in chunks:
-                    rule.apply_from(lead, chunk_grads, state, chunk_params, step=step, lr=lr)
-            elif transform.scope == "group" and len(buckets) > 1:
-                # A group-wide part inside the rule: the whole group at the first parameter's count, as the
-                # compiled step does (a global norm must see every gradient).
-                whole = [t for view in views for t in view[0]], [t for view in views for t in view[1]]
-                everyone = [e for view in views for e in view[2]]
-                state = {key: [held(e, key) for e in everyone] for key in keys}
-                first_rule.apply(whole[1], state, whole[0], step=buckets[0][0], lr=lr)
-                return
-            elif foreach or transform.scope == "group":
+            if foreach:
                 for chunk_grads, state, chunk_params in chunk_plan(
                     ps, gs, es, keys, self.chunk_bytes, scope=transform.scope
                 ):
@@ -405,6 +399,59 @@ class ChainOptimizer(torch.optim.Optimizer):
             else:
                 for p, g, entry in zip(ps, gs, es, strict=True):
                     rule.apply([g], {key: [held(entry, key)] for key in keys}, [p], step=step, lr=lr)
+
+    def _step_group_wide(
+        self,
+        group: dict[str, Any],
+        rules: dict[int, Transform],
+        buckets: list[Bucket],
+        views: list[tuple[list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]],
+        keys: tuple[str, ...],
+        *,
+        foreach: bool,
+        norm: torch.Tensor | None,
+    ) -> None:
+        """A rule that needs all of a group's gradients at once (a global-norm clip), whatever the counts.
+
+        A chain's leading group-wide parts see the whole group at the first parameter's count (which a
+        scheduled hyper-parameter of theirs follows); the rest runs per update count and per cache-sized
+        chunk. A leading :class:`ClipByGlobalNorm` is a scale: it multiplies each chunk in cache, and the
+        guard's norm (``norm``) serves as the clip's. Any other group-wide rule runs on the whole group at
+        the first parameter's count, as the compiled step does.
+        """
+        first = buckets[0][0]
+        rule = rules[first]
+        params = [p for view in views for p in view[0]]
+        grads = [g for view in views for g in view[1]]
+        state = {key: [held(e, key) for view in views for e in view[2]] for key in keys}
+        lead = rule.leading_group_parts() if isinstance(rule, Chain) else 0
+        if not lead:
+            rule.apply(grads, state, params, step=first, lr=self.learning_rate(group, first))
+            return
+        assert isinstance(rule, Chain)
+        scale: torch.Tensor | None = None
+        clip = rule.transforms[0]
+        if lead == 1 and isinstance(clip, ClipByGlobalNorm):
+            total = norm if norm is not None else clip.total_norm(grads)
+            scale = clip.coefficient(total, rule.sub_state(0, state))
+        else:
+            updates, start = rule.update_upto(lead, grads, state, params, step=first), 0
+            for i, (ps, _, es) in enumerate(views):
+                views[i] = (ps, updates[start : start + len(ps)], es)
+                start += len(ps)
+        for (step, _, _, _), (ps, gs, es) in zip(buckets, views, strict=True):
+            lr, part_rule = self.learning_rate(group, step), rules[step]
+            assert isinstance(part_rule, Chain)
+            rest = part_rule.state_keys_from(lead)
+            chunks = chunk_plan(ps, gs, es, rest, self.chunk_bytes, scope=part_rule.scope_from(lead))
+            if not foreach:  # torch's for-loop: one parameter at a time
+                chunks = [
+                    ([g], {key: [held(e, key)] for key in rest}, [p])
+                    for p, g, e in zip(ps, gs, es, strict=True)
+                ]
+            for chunk_grads, chunk_state, chunk_params in chunks:
+                direction = chunk_grads if scale is None else list(torch._foreach_mul(chunk_grads, scale))
+                part_rule.apply_from(lead, direction, chunk_state, chunk_params, step=step, lr=lr)
 
     def _step_fused(
         self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
@@ -686,6 +733,21 @@ class ChainOptimizer(torch.optim.Optimizer):
 
 
 Bucket = tuple[int, list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]
+
+
+def _leading_clip(transform: Transform) -> bool:
+    """Whether the rule is a chain that starts with one :class:`ClipByGlobalNorm` (injected or not)."""
+    inner = transform.inner if isinstance(transform, _inject.InjectHyperparams) else transform
+    return (
+        isinstance(inner, Chain)
+        and isinstance(inner.transforms[0], ClipByGlobalNorm)
+        and inner.leading_group_parts() == 1
+    )
+
+
+def _real(tensor: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as its real view (as the rule sees it), any other as it is."""
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
 def _group_wide_first(

@@ -384,7 +384,8 @@ class Chain(Transform):
         for part in self.transforms:
             part.check_params(owner, params)
 
-    def _sub(self, index: int, state: TransformState) -> TransformState:
+    def sub_state(self, index: int, state: TransformState) -> TransformState:
+        """Part ``index``'s state under its own key names."""
         return {inner: state[outer] for inner, outer in self._keymaps[index].items()}
 
     def update_upto(
@@ -399,7 +400,7 @@ class Chain(Transform):
     ) -> list[torch.Tensor]:
         """The direction after parts ``start:upto`` only."""
         for i in range(start, upto):
-            updates = self.transforms[i].update(updates, self._sub(i, state), params, step=step)
+            updates = self.transforms[i].update(updates, self.sub_state(i, state), params, step=step)
         return updates
 
     def leading_group_parts(self) -> int:
@@ -464,15 +465,15 @@ class Chain(Transform):
             decay = parts[last]
             assert isinstance(decay, DecoupledWeightDecay)
             decay.shrink(params, lr=lr)
-            parts[last - 1].apply(direction, self._sub(last - 1, state), params, step=step, lr=lr)
+            parts[last - 1].apply(direction, self.sub_state(last - 1, state), params, step=step, lr=lr)
             return
         direction = self.update_upto(last, updates, state, params, step=step, start=start)
-        parts[last].apply(direction, self._sub(last, state), params, step=step, lr=lr)
+        parts[last].apply(direction, self.sub_state(last, state), params, step=step, lr=lr)
 
     def denominator(self, state: TransformState, *, step: Scalar) -> list[torch.Tensor] | None:
         result: list[torch.Tensor] | None = None
         for i, part in enumerate(self.transforms):
-            sigma = part.denominator(self._sub(i, state), step=step)
+            sigma = part.denominator(self.sub_state(i, state), step=step)
             if sigma is None:
                 continue
             result = sigma if result is None else list(torch._foreach_mul(result, sigma))
@@ -481,7 +482,7 @@ class Chain(Transform):
     def momentum_buffer(self, state: TransformState) -> list[torch.Tensor] | None:
         found: list[torch.Tensor] | None = None
         for i, part in enumerate(self.transforms):
-            buffers = part.momentum_buffer(self._sub(i, state))
+            buffers = part.momentum_buffer(self.sub_state(i, state))
             if buffers is not None:
                 found = buffers
         return found
