@@ -14,7 +14,10 @@ anything is touched, which torch does not do), the same with ``nonfinite="off"``
 where torch fuses the rule (Adam, AdamW, Adagrad, SGD) the preset with ``fused=True`` (torch's fused CPU
 kernel on ravine's state; guard on as shipped, and with ``nonfinite="off"``), and torch.optim with
 ``foreach=True``, ``foreach=False`` (the for-loop, torch's default on CPU) and ``fused=True`` where
-torch has a fused CPU kernel (Adam, Adagrad, SGD; not RMSprop). Adafactor and Muon
+torch has a fused CPU kernel (Adam, Adagrad, SGD; not RMSprop). ``AdamW + clip`` is the usual LLM recipe:
+ravine's ``chain(ClipByGlobalNorm(1.0), Adam(), DecoupledWeightDecay(0.01))`` against torch's
+``clip_grad_norm_(params, 1.0)`` then AdamW (torch clips the fixed gradients in place, so after the first
+step its gradients sit at norm 1 and Δθ differs by that rounding). Adafactor and Muon
 are set against torch 2.13's ``torch.optim.Adafactor`` (foreach and for-loop) and ``torch.optim.Muon`` (one
 path; both libraries update 2-D parameters only, so that row runs on the set's matrices). After timing, every
 contender has taken the same number of steps from the same start, and ravine's parameters are compared
@@ -55,12 +58,31 @@ from ravine.optim._foreach import all_finite
 VOCAB, WIDTH, BLOCKS = 8000, 256, 10
 
 Maker = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+class ClippedAdamW(torch.optim.AdamW):
+    """torch's idiom for the usual LLM recipe: ``clip_grad_norm_(params, 1.0)`` (in place), then AdamW."""
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=self.defaults["foreach"])
+        loss: float | None = super().step(closure)
+        return loss
+
+
+def clipped_adamw(params: list[torch.nn.Parameter], **kwargs: Any) -> torch.optim.Optimizer:
+    """The same recipe as ravine's parts: a global-norm clip, Adam, decoupled weight decay (AdamW's)."""
+    rule = ro.chain(ro.ClipByGlobalNorm(1.0), ro.Adam(), ro.DecoupledWeightDecay(0.01))
+    return ro.ChainOptimizer(params, rule, **kwargs)
+
+
 CASES: dict[
     str, tuple[Callable[..., torch.optim.Optimizer], type[torch.optim.Optimizer] | None, dict[str, Any]]
 ]
 CASES = {
     "Adam": (ro.adam, torch.optim.Adam, {"lr": 1e-4}),
     "AdamW": (ro.adamw, torch.optim.AdamW, {"lr": 1e-4}),
+    "AdamW + clip": (clipped_adamw, ClippedAdamW, {"lr": 1e-4}),
     "RMSprop": (ro.rmsprop, torch.optim.RMSprop, {"lr": 1e-5}),
     "Adagrad": (ro.adagrad, torch.optim.Adagrad, {"lr": 1e-4}),
     "SGD-momentum": (ro.sgd, torch.optim.SGD, {"lr": 1e-4, "momentum": 0.9}),
@@ -78,6 +100,7 @@ FUSED = {"Adam", "AdamW", "Adagrad", "SGD-momentum"}  # torch's fused CPU kernel
 BYTES_PER_PARAM = {  # float32: (tensors read + tensors written) × 4
     "Adam": 28,
     "AdamW": 28,
+    "AdamW + clip": 32,  # AdamW's 28 bytes plus one read of g for the global norm
     "RMSprop": 20,
     "Adagrad": 20,
     "SGD-momentum": 20,
