@@ -34,14 +34,15 @@ from typing import Any, Literal, TypeAlias, cast, overload
 import torch
 
 from ravine.errors import ConfigError, DataError, NonFiniteError, RavineError, UnsupportedError
-from ravine.optim import _checkpoint, _fused, _inject
+from ravine.optim import _checkpoint, _fused, _group_wide, _inject
 from ravine.optim._clipping import ClipByGlobalNorm
 from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, held, real_views
+from ravine.optim._group_wide import Bucket
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
 from ravine.optim._scalars import Scalar, scalar_dtype
 from ravine.optim._schedules import Schedule
-from ravine.optim._transforms import Chain, Transform, TransformState
+from ravine.optim._transforms import Chain, Transform
 
 __all__ = ["ChainOptimizer", "LayerLR", "NonFinitePolicy", "ScheduleFactory", "TransformFactory"]
 
@@ -328,8 +329,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         if self.nonfinite != "off":
             plain: list[torch.Tensor] = []
             for group, _, grads in work:
-                if group.get("fused") is not True and _leading_clip(self._plan(group)[0]):
-                    norms[id(group)] = ClipByGlobalNorm.total_norm([_real(g) for g in grads])
+                if group.get("fused") is not True and _group_wide.leading_clip(self._plan(group)[0]):
+                    norms[id(group)] = ClipByGlobalNorm.total_norm([_group_wide.real(g) for g in grads])
                 else:
                     plain += grads
             finite = all_finite(plain) and all(
@@ -388,7 +389,17 @@ class ChainOptimizer(torch.optim.Optimizer):
             raise
         views = [real_views(ps, gs, es, keys) for _, ps, gs, es in buckets]
         if transform.scope == "group":
-            self._step_group_wide(group, rules, buckets, views, keys, foreach=foreach, norm=norm)
+            _group_wide.step_group_wide(
+                group,
+                rules,
+                buckets,
+                views,
+                keys,
+                foreach=foreach,
+                norm=norm,
+                learning_rate=self.learning_rate,
+                chunk_bytes=self.chunk_bytes,
+            )
             return
         for (step, _, _, _), (ps, gs, es) in zip(buckets, views, strict=True):
             lr = self.learning_rate(group, step)
@@ -401,59 +412,6 @@ class ChainOptimizer(torch.optim.Optimizer):
             else:
                 for p, g, entry in zip(ps, gs, es, strict=True):
                     rule.apply([g], {key: [held(entry, key)] for key in keys}, [p], step=step, lr=lr)
-
-    def _step_group_wide(
-        self,
-        group: dict[str, Any],
-        rules: dict[int, Transform],
-        buckets: list[Bucket],
-        views: list[tuple[list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]],
-        keys: tuple[str, ...],
-        *,
-        foreach: bool,
-        norm: torch.Tensor | None,
-    ) -> None:
-        """A rule that needs all of a group's gradients at once (a global-norm clip), whatever the counts.
-
-        A chain's leading group-wide parts see the whole group at the first parameter's count (which a
-        scheduled hyper-parameter of theirs follows); the rest runs per update count and per cache-sized
-        chunk. A leading :class:`ClipByGlobalNorm` is a scale: it multiplies each chunk in cache, and the
-        guard's norm (``norm``) serves as the clip's. Any other group-wide rule runs on the whole group at
-        the first parameter's count, as the compiled step does.
-        """
-        first = buckets[0][0]
-        rule = rules[first]
-        params = [p for view in views for p in view[0]]
-        grads = [g for view in views for g in view[1]]
-        state = {key: [held(e, key) for view in views for e in view[2]] for key in keys}
-        lead = rule.leading_group_parts() if isinstance(rule, Chain) else 0
-        if not lead:
-            rule.apply(grads, state, params, step=first, lr=self.learning_rate(group, first))
-            return
-        assert isinstance(rule, Chain)
-        scale: torch.Tensor | None = None
-        clip = rule.transforms[0]
-        if lead == 1 and isinstance(clip, ClipByGlobalNorm):
-            total = norm if norm is not None else clip.total_norm(grads)
-            scale = clip.coefficient(total, rule.sub_state(0, state))
-        else:
-            updates, start = rule.update_upto(lead, grads, state, params, step=first), 0
-            for i, (ps, _, es) in enumerate(views):
-                views[i] = (ps, updates[start : start + len(ps)], es)
-                start += len(ps)
-        for (step, _, _, _), (ps, gs, es) in zip(buckets, views, strict=True):
-            lr, part_rule = self.learning_rate(group, step), rules[step]
-            assert isinstance(part_rule, Chain)
-            rest = part_rule.state_keys_from(lead)
-            chunks = chunk_plan(ps, gs, es, rest, self.chunk_bytes, scope=part_rule.scope_from(lead))
-            if not foreach:  # torch's for-loop: one parameter at a time
-                chunks = [
-                    ([g], {key: [held(e, key)] for key in rest}, [p])
-                    for p, g, e in zip(ps, gs, es, strict=True)
-                ]
-            for chunk_grads, chunk_state, chunk_params in chunks:
-                direction = chunk_grads if scale is None else list(torch._foreach_mul(chunk_grads, scale))
-                part_rule.apply_from(lead, direction, chunk_state, chunk_params, step=step, lr=lr)
 
     def _step_fused(
         self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
@@ -501,7 +459,9 @@ class ChainOptimizer(torch.optim.Optimizer):
             if transform.scope == "group":
                 first = entries[0]["step"].to(torch.float64)
                 whole = {key: [held(entry, key) for entry in es] for key in keys}
-                lead, gs = _group_wide_first(_inject.resolve(transform, group, first), gs, whole, ps, first)
+                lead, gs = _group_wide.group_wide_first(
+                    _inject.resolve(transform, group, first), gs, whole, ps, first
+                )
             spans = (
                 [(0, len(ps))]
                 if transform.scope == "group" and not lead
@@ -732,43 +692,6 @@ class ChainOptimizer(torch.optim.Optimizer):
             lines.append(f"  group {i}: lr={group['lr']}, transform={transform!r}, schedule={schedule!r}")
         lines.append(")")
         return "\n".join(lines)
-
-
-Bucket = tuple[int, list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]
-
-
-def _leading_clip(transform: Transform) -> bool:
-    """Whether the rule is a chain that starts with one :class:`ClipByGlobalNorm` (injected or not)."""
-    inner = transform.inner if isinstance(transform, _inject.InjectHyperparams) else transform
-    return (
-        isinstance(inner, Chain)
-        and isinstance(inner.transforms[0], ClipByGlobalNorm)
-        and inner.leading_group_parts() == 1
-    )
-
-
-def _real(tensor: torch.Tensor) -> torch.Tensor:
-    """A complex tensor as its real view (as the rule sees it), any other as it is."""
-    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
-
-
-def _group_wide_first(
-    rule: Transform,
-    grads: list[torch.Tensor],
-    state: TransformState,
-    params: list[torch.Tensor],
-    step: Scalar,
-) -> tuple[int, list[torch.Tensor]]:
-    """Run a chain's leading group-wide parts (a global-norm clip) over the whole group at ``step`` (the
-    first parameter's count, which a scheduled hyper-parameter of those parts then follows).
-
-    Returns how many parts ran and the direction they made, or ``(0, grads)`` when the rule has none in
-    front. The rest of the chain then runs per update count and per cache-sized chunk, so a global norm
-    stays global when counts differ (a parameter without a gradient at some step) or with foreach=False.
-    """
-    if not isinstance(rule, Chain) or not (lead := rule.leading_group_parts()):
-        return 0, grads
-    return lead, rule.update_upto(lead, grads, state, params, step=step)
 
 
 def _by_count(
