@@ -189,6 +189,24 @@ def test_global_clip_stays_global_when_update_counts_differ(mode: str) -> None:
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_the_clip_then_adamw_recipe_equals_torchs() -> None:
+    """chain(ClipByGlobalNorm(1.0), Adam(), DecoupledWeightDecay(0.01)) is torch's clip_grad_norm_ + AdamW."""
+    ours, theirs = random_tensors(torch.float64), random_tensors(torch.float64)
+    opt = ro.ChainOptimizer(
+        ours, ro.chain(ro.ClipByGlobalNorm(1.0), ro.Adam(), ro.DecoupledWeightDecay(0.01)), lr=1e-2
+    )
+    reference = torch.optim.AdamW(theirs, lr=1e-2, weight_decay=0.01)
+    g1, g2 = torch.Generator().manual_seed(6), torch.Generator().manual_seed(6)
+    for _ in range(STEPS):
+        _noisy_grads(ours, g1)
+        _noisy_grads(theirs, g2)
+        opt.step()
+        torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+        reference.step()
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 def _clip_led(params: list[torch.nn.Parameter], nonfinite: str = "raise") -> ro.ChainOptimizer:
     rule = ro.chain(ro.ClipByGlobalNorm(0.5), ro.Adam(), ro.DecoupledWeightDecay(1e-2))
     return ro.ChainOptimizer(params, rule, lr=1e-2, nonfinite=nonfinite)  # type: ignore[arg-type]
