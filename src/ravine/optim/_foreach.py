@@ -12,7 +12,7 @@ import torch
 
 from ravine.optim._transforms import TransformState
 
-__all__ = ["all_finite", "chunk_plan", "finite_flag", "held", "real_views"]
+__all__ = ["Bucket", "all_finite", "by_count", "chunk_plan", "finite_flag", "held", "real", "real_views"]
 
 
 def held(entry: dict[Any, Any], key: str) -> torch.Tensor:
@@ -135,9 +135,32 @@ def real_views(
     """
     if not any(p.is_complex() for p in params):
         return params, grads, entries
-
-    def real(t: torch.Tensor) -> torch.Tensor:
-        return torch.view_as_real(t) if isinstance(t, torch.Tensor) and t.is_complex() else t
-
     views = [{**entry, **{key: real(entry[key]) for key in keys if key in entry}} for entry in entries]
     return [real(p) for p in params], [real(g) for g in grads], views
+
+
+def real(tensor: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as its real view (``torch.view_as_real``), any other as it is."""
+    return torch.view_as_real(tensor) if isinstance(tensor, torch.Tensor) and tensor.is_complex() else tensor
+
+
+Bucket = tuple[int, list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]
+"""One update count's parameters, gradients and state entries (:func:`by_count`)."""
+
+
+def by_count(
+    params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[Any, Any]]
+) -> list[Bucket]:
+    """The parameters (with their gradients and state) grouped by update count, this update included."""
+    steps = [entry["step"] for entry in states]
+    counts = [int(c) for c in torch.stack(steps).tolist()] if len(steps) > 1 else [int(steps[0].item())]
+    first = counts[0]
+    if all(c == first for c in counts):
+        return [(first, params, grads, states)]
+    by_step: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]] = {}
+    for p, g, entry, c in zip(params, grads, states, counts, strict=True):
+        bucket = by_step.setdefault(c, ([], [], []))
+        bucket[0].append(p)
+        bucket[1].append(g)
+        bucket[2].append(entry)
+    return [(s, ps, gs, es) for s, (ps, gs, es) in by_step.items()]

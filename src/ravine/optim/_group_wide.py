@@ -16,13 +16,11 @@ import torch
 
 from ravine.optim import _inject
 from ravine.optim._clipping import ClipByGlobalNorm
-from ravine.optim._foreach import chunk_plan, held
+from ravine.optim._foreach import Bucket, chunk_plan, held
 from ravine.optim._scalars import Scalar
 from ravine.optim._transforms import Chain, Transform, TransformState
 
-__all__ = ["Bucket", "group_wide_first", "leading_clip", "real", "step_group_wide"]
-
-Bucket = tuple[int, list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]
+__all__ = ["group_wide_first", "leading_clip", "step_group_wide"]
 
 
 def leading_clip(transform: Transform) -> bool:
@@ -33,11 +31,6 @@ def leading_clip(transform: Transform) -> bool:
         and isinstance(inner.transforms[0], ClipByGlobalNorm)
         and inner.leading_group_parts() == 1
     )
-
-
-def real(tensor: torch.Tensor) -> torch.Tensor:
-    """A complex tensor as its real view (as the rule sees it), any other as it is."""
-    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
 def group_wide_first(
@@ -95,7 +88,8 @@ def step_group_wide(
         total = norm if norm is not None else clip.total_norm(grads)
         scale = clip.coefficient(total, rule.sub_state(0, state))
     else:
-        updates, start = rule.update_upto(lead, grads, state, params, step=first), 0
+        _, updates = group_wide_first(rule, grads, state, params, first)
+        start = 0
         for i, (ps, _, es) in enumerate(views):
             views[i] = (ps, updates[start : start + len(ps)], es)
             start += len(ps)

@@ -36,8 +36,15 @@ import torch
 from ravine.errors import ConfigError, DataError, NonFiniteError, RavineError, UnsupportedError
 from ravine.optim import _checkpoint, _fused, _group_wide, _inject
 from ravine.optim._clipping import ClipByGlobalNorm
-from ravine.optim._foreach import all_finite, chunk_plan, finite_flag, held, real_views
-from ravine.optim._group_wide import Bucket
+from ravine.optim._foreach import (
+    all_finite,
+    by_count,
+    chunk_plan,
+    finite_flag,
+    held,
+    real,
+    real_views,
+)
 from ravine.optim._groups import TORCH_KEYWORDS, check_eps_dtype, check_torch_keywords, torch_keywords
 from ravine.optim._inspect import LayerLR, lr_summary
 from ravine.optim._scalars import Scalar, scalar_dtype
@@ -330,7 +337,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             plain: list[torch.Tensor] = []
             for group, _, grads in work:
                 if group.get("fused") is not True and _group_wide.leading_clip(self._plan(group)[0]):
-                    norms[id(group)] = ClipByGlobalNorm.total_norm([_group_wide.real(g) for g in grads])
+                    norms[id(group)] = ClipByGlobalNorm.total_norm([real(g) for g in grads])
                 else:
                     plain += grads
             finite = all_finite(plain) and all(
@@ -381,7 +388,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         if group.get("maximize"):
             grads = list(torch._foreach_neg(grads))
         foreach = group.get("foreach") is not False
-        buckets = _by_count(params, grads, states)
+        buckets = by_count(params, grads, states)
         try:  # an injected value the rule refuses raises before this group changes
             rules = {step: _inject.resolve(transform, group, step) for step, _, _, _ in buckets}
         except RavineError:
@@ -422,7 +429,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         states = [self.state[p] for p in params]
         torch._foreach_add_([entry["step"] for entry in states], 1.0)  # torch counts before its kernel
         maximize = bool(group.get("maximize"))
-        for count, ps, gs, es in _by_count(params, grads, states):
+        for count, ps, gs, es in by_count(params, grads, states):
             rule.run(
                 ps,
                 gs,
@@ -692,24 +699,6 @@ class ChainOptimizer(torch.optim.Optimizer):
             lines.append(f"  group {i}: lr={group['lr']}, transform={transform!r}, schedule={schedule!r}")
         lines.append(")")
         return "\n".join(lines)
-
-
-def _by_count(
-    params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[Any, Any]]
-) -> list[Bucket]:
-    """The parameters (with their gradients and state) grouped by update count, this update included."""
-    steps = [entry["step"] for entry in states]
-    counts = [int(c) for c in torch.stack(steps).tolist()] if len(steps) > 1 else [int(steps[0].item())]
-    first = counts[0]
-    if all(c == first for c in counts):
-        return [(first, params, grads, states)]
-    by_step: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], list[dict[Any, Any]]]] = {}
-    for p, g, entry, c in zip(params, grads, states, counts, strict=True):
-        bucket = by_step.setdefault(c, ([], [], []))
-        bucket[0].append(p)
-        bucket[1].append(g)
-        bucket[2].append(entry)
-    return [(s, ps, gs, es) for s, (ps, gs, es) in by_step.items()]
 
 
 def _eager_step_outside_the_graph(
